@@ -23,7 +23,7 @@ $(VENV)/.installed: settings.ini setup.py
 	@touch $@
 
 demo: install
-	$(BIN)/ft-train --dataset digits --model mlp --density 1 --epochs 20 --out runs
+	$(BIN)/ft-study --preset demo
 
 sync: install
 	@bash tools/check_sync.sh $(BIN)

@@ -13,11 +13,12 @@ from torch import Tensor
 import matplotlib.pyplot as plt
 from .core import ConfigError
 from .masks import maskable_weights
+from .metrics import accuracy, entropy, mutual_info
 from .plots import new_fig, heatmap
 
 # %% auto #0
 __all__ = ['MASK_METRICS', 'member_probs', 'disagreement_matrix', 'pairwise_mean', 'disagreement', 'member_accuracy',
-           'normalized_disagreement', 'ensemble_normalized_disagreement', 'kl_matrix', 'kl_divergence', 'entropy',
+           'normalized_disagreement', 'ensemble_normalized_disagreement', 'kl_matrix', 'kl_divergence',
            'mutual_information', 'diversity_summary', 'weight_cosine', 'normalized_hamming', 'hamming_frac', 'mask_iou',
            'mask_distances', 'mask_distance_matrix', 'plot_matrices']
 
@@ -94,8 +95,7 @@ def normalized_disagreement(probs, # member probabilities [M, N, C]
 def ensemble_normalized_disagreement(probs, labels:Tensor, eps:float=1e-7)->float:
     "Mean disagreement divided by the ensemble's error `1 − acc(p̄) + eps` (robustness_metrics / uncertainty-baselines)"
     p = member_probs(probs)
-    err = 1 - (p.mean(0).argmax(-1) == torch.as_tensor(labels, device=p.device)).double().mean().item()
-    return disagreement(p) / (err + eps)
+    return disagreement(p) / (1 - accuracy(p.mean(0), labels) + eps)
 
 # %% ../nbs/12_diversity.ipynb #a23c2567
 def kl_matrix(probs, # member probabilities [M, N, C] (logits with `logits=True`)
@@ -117,18 +117,12 @@ def kl_divergence(probs, # member probabilities [M, N, C]
     return pairwise_mean(kl_matrix(probs, logits=logits), ordered=ordered)
 
 # %% ../nbs/12_diversity.ipynb #578a95a5
-def entropy(p:Tensor)->Tensor:
-    "Entropy in nats over the last axis, with 0·log 0 = 0"
-    return -torch.special.xlogy(p, p).sum(-1)
-
 def mutual_information(probs, # member probabilities [M, N, C]
                        logits:bool=False, # `probs` holds raw logits
                        reduce:bool=True, # False: per-example values [N]
                       )->float|Tensor:
     "Ensemble mutual information H(p̄) − mean_m H(p_m), in nats (clamped at 0); NaN for one member"
-    p = member_probs(probs, logits)
-    if len(p) < 2: return float('nan') if reduce else torch.full(p.shape[1:2], float('nan'), dtype=p.dtype)
-    mi = (entropy(p.mean(0)) - entropy(p).mean(0)).clamp_min(0)
+    mi = mutual_info(member_probs(probs, logits))
     return mi.mean().item() if reduce else mi
 
 # %% ../nbs/12_diversity.ipynb #8c87ddd8
