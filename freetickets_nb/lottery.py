@@ -20,7 +20,7 @@ from .data import get_dataset
 
 # %% auto #0
 __all__ = ['PRUNE_SCOPES', 'COUNT_ROUNDINGS', 'prunable_names', 'prune_count', 'imp_counts', 'imp_prune', 'IMPConfig', 'imp_dir',
-           'level_dir', 'train_level', 'level_masks', 'run_imp', 'load_chain']
+           'level_dir', 'full_masks', 'train_level', 'level_masks', 'run_imp', 'load_chain']
 
 # %% ../nbs/08_lottery.ipynb #ed72a453
 PRUNE_SCOPES = ('conv', 'conv+linear')
@@ -98,7 +98,7 @@ class _SaveRewind:
 def _level_cfg(train:TrainConfig, density:float|None)->TrainConfig:
     return train.replace(density=1.0, static=False) if density is None else train.replace(density=density, static=True)
 
-def _full_masks(model:nn.Module, masks:Masks)->Masks:
+def full_masks(model:nn.Module, masks:Masks)->Masks:
     "Masks over every maskable weight: the IMP masks, all-ones for weights outside the prune scope"
     return Masks({n: masks[n].to(w.device) if n in masks else torch.ones_like(w, dtype=torch.bool) for n, w in maskable_weights(model).items()})
 
@@ -121,7 +121,7 @@ def train_level(trunk, level:int, imp:IMPConfig, train:TrainConfig, masks:Masks|
         if tr.epoch == 0:
             tr.model.load_state_dict(torch.load(Path(trunk)/'rewind.pt', map_location=tr.device, weights_only=True))
             tr.sparse.detach()
-            tr.sparse = SparseController(tr.model, cfg.dst_config(), tr.opt, masks=_full_masks(tr.model, masks))
+            tr.sparse = SparseController(tr.model, cfg.dst_config(), tr.opt, masks=full_masks(tr.model, masks))
             tr.epoch, tr.it = imp.rewind_epoch, imp.rewind_epoch * tr.steps_per_epoch
     tr.fit()
     return tr

@@ -8,14 +8,13 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 import torch
-from .core import ConfigError
 from .plots import new_fig, heatmap, curves
-from .pools import (SoupEvaluator, average, interpolate, mask_count, fixed_batches, stack_states,
-                                  stacked_metrics, model_metrics, stacked_forward)
+from .pools import SoupEvaluator, average, interpolate, mask_count, fixed_batches, stack_states, stacked_forward
+from .diversity import disagreement_matrix
 
 # %% auto #0
-__all__ = ['LMC_ALPHAS', 'pairwise_average', 'plot_pairwise', 'lmc_curves', 'lmc_barriers', 'plot_lmc', 'ticket_predictions',
-           'disagreement_matrix', 'level_summary', 'plot_levels']
+__all__ = ['LMC_ALPHAS', 'pairwise_average', 'plot_pairwise', 'lmc_curves', 'lmc_barriers', 'plot_lmc', 'ticket_logits',
+           'ticket_disagreement', 'plot_levels']
 
 # %% ../nbs/09a_pool_analysis.ipynb #a7690f52
 def _count(m): return None if m is None else mask_count(m)
@@ -85,38 +84,29 @@ def plot_lmc(df:pd.DataFrame, y:str='loss', title:str='linear interpolation betw
     return ax
 
 # %% ../nbs/09a_pool_analysis.ipynb #10d1e033
-def ticket_predictions(tickets:list, ev:SoupEvaluator, batches:Iterable|None=None)->tuple:
-    "`(preds [n, N], y [N])`: predicted classes of every ticket (own BN statistics) on `batches`"
+def ticket_logits(tickets:list, ev:SoupEvaluator, batches:Iterable|None=None)->tuple:
+    "`(logits [n, N, C], y [N])` of every ticket (own BN statistics) on `batches` (default: the validation batches)"
     batches = ev.val if batches is None else fixed_batches(batches, device=ev.device)
     y = torch.cat([b[1] for b in batches]).to(ev.device)
-    if ev.batched:
-        st = {k: v.to(ev.device) for k, v in stack_states(tickets).items()}
-        ev.model.eval()
-        with torch.no_grad(): preds = torch.cat([stacked_forward(ev.model, st, x.to(ev.device)).argmax(-1) for x, _ in batches], 1)
-        return preds, y
-    preds = []
-    for t in tickets:
-        m = ev._load(t).eval()
-        with torch.no_grad(): preds.append(torch.cat([m(x.to(ev.device)).argmax(-1) for x, _ in batches]))
-    return torch.stack(preds), y
+    ev.model.eval()
+    with torch.no_grad():
+        if ev.batched:
+            st = {k: v.to(ev.device) for k, v in stack_states(tickets).items()}
+            return torch.cat([stacked_forward(ev.model, st, x.to(ev.device)) for x, _ in batches], 1), y
+        return torch.stack([torch.cat([ev._load(t).eval()(x.to(ev.device)) for x, _ in batches]) for t in tickets]), y
 
-def disagreement_matrix(tickets:list, ev:SoupEvaluator, batches:Iterable|None=None)->pd.DataFrame:
-    "Pairwise fraction of samples on which two tickets' predicted classes differ"
-    preds, _ = ticket_predictions(tickets, ev, batches)
-    d = (preds[:, None, :] != preds[None, :, :]).double().mean(-1).cpu().numpy()
-    return pd.DataFrame(d, index=pd.Index(range(len(tickets)), name='ticket i'), columns=pd.Index(range(len(tickets)), name='ticket j'))
+def ticket_disagreement(tickets:list, ev:SoupEvaluator, batches:Iterable|None=None)->pd.DataFrame:
+    "Pairwise fraction of samples on which two tickets' predicted classes differ (`diversity.disagreement_matrix`)"
+    d = disagreement_matrix(ticket_logits(tickets, ev, batches)[0])
+    d.index.name, d.columns.name = 'ticket i', 'ticket j'
+    return d
 
 # %% ../nbs/09a_pool_analysis.ipynb #d916bd63
-def level_summary(table:pd.DataFrame, metric:str='test_acc')->pd.DataFrame:
-    "Methods as columns, one row per level (with its density), plus `lp-interpolation − lt` when both are present"
-    w = table.pivot_table(index=['level', 'density'], columns='method', values=metric).reset_index()
-    w.columns.name = None
-    if {'lp-interpolation', 'lt'} <= set(w.columns): w['delta_lp_lt'] = w['lp-interpolation'] - w['lt']
-    return w
-
 def plot_levels(table:pd.DataFrame, metric:str='test_acc', title:str='Lottery tickets vs Lottery Pools', ax=None):
     "Accuracy against density (log scale, sparsest right), one line per method; returns the axes"
     ax = curves(table.assign(density_pct=100 * table.density), 'density_pct', metric, hue='method', title=title, ax=ax)
-    ax.set_xscale('log'); ax.invert_xaxis()
+    ds = sorted(set((100 * table.density).round(2)), reverse=True)
+    ax.set_xscale('log'); ax.invert_xaxis(); ax.minorticks_off()
+    ax.set_xticks(ds, [f'{d:.3g}' for d in ds], rotation=45, fontsize='small')
     ax.set_xlabel('weights remaining (%)'); ax.set_ylabel(metric.replace('_', ' '))
     return ax

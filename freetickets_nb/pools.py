@@ -4,8 +4,9 @@
 
 # %% ../nbs/09_pools.ipynb #2fe83d03
 from __future__ import annotations
-import copy, itertools
+import copy, functools, inspect, itertools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable
 import pandas as pd
 import torch
@@ -13,8 +14,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from torch.func import functional_call, vmap
-from .core import ConfigError, DataError, Registry, md_table
+from .core import (Config, ConfigError, DataError, Registry, atomic_save, atomic_write, ensure_dir, get_device,
+                                 load_json, make_generator, md_table, save_json, short_hash)
 from .masks import Masks
+from .data import get_dataset
+from .train import TrainConfig, build_model, load_ticket
+from .lottery import IMPConfig, full_masks, imp_dir, level_dir, load_chain, run_imp
 
 # %% auto #0
 __all__ = ['INTERPOLATION_ALPHAS', 'AVERAGE_ALPHAS', 'MASK_POLICIES', 'ACCEPT_RULES', 'EMA_CONVENTIONS', 'pool_methods',
@@ -23,7 +28,8 @@ __all__ = ['INTERPOLATION_ALPHAS', 'AVERAGE_ALPHAS', 'MASK_POLICIES', 'ACCEPT_RU
            'bn_modules', 'fixed_batches', 'recalibrate_bn', 'tiny_bn_net', 'stack_states', 'unstack_state',
            'stacked_forward', 'stacked_recalibrate_bn', 'stacked_metrics', 'model_metrics', 'SoupEvaluator',
            'greedy_pool', 'PoolResult', 'lottery_pool', 'average_pool', 'running_pool', 'swa_pool', 'ema_pool',
-           'ticket_itself', 'pool_levels']
+           'ticket_itself', 'PoolConfig', 'pool_kwargs', 'pool_evaluator', 'pool_levels', 'level_summary',
+           'LotteryPoolsResult', 'levels_table', 'pool_ticket', 'run_lottery_pools']
 
 # %% ../nbs/09_pools.ipynb #60a3852a
 INTERPOLATION_ALPHAS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -154,6 +160,13 @@ def fixed_batches(loader:Iterable, num_batches:int|None=None, device=None)->list
     mv = (lambda t: t.to(device)) if device is not None else (lambda t: t)
     return [tuple(mv(t) for t in b) if isinstance(b, (list, tuple)) else mv(b) for b in itertools.islice(loader, num_batches)]
 
+def _bn_batches(loader:Iterable, num_batches:int|None=None):
+    "The first `num_batches` batches of `loader` as an iterator; `DataError` before anything is reset when there are none"
+    it = iter(itertools.islice(loader, num_batches))
+    first = next(it, None)
+    if first is None: raise DataError("BN recalibration got no batches: pass a non-empty loader (or num_batches >= 1)")
+    return itertools.chain([first], it)
+
 def _run_bn_pass(bns, batches, forward):
     "Reset-free cumulative BN pass: momentum 1/j on the j-th batch; returns the number of batches"
     moms, j = [m.momentum for m in bns], 0
@@ -163,17 +176,17 @@ def _run_bn_pass(bns, batches, forward):
             forward(_x(b))
     finally:
         for m, mo in zip(bns, moms): m.momentum = mo
-    if j == 0: raise DataError("BN recalibration got no batches: pass a non-empty loader (or num_batches >= 1)")
     return j
 
 def recalibrate_bn(model:nn.Module, loader:Iterable, num_batches:int|None=None)->nn.Module:
     "Reset the BN running statistics of `model` and recompute them over `num_batches` batches of `loader` (all if None)"
     bns = bn_modules(model)
     if not bns: return model
+    batches = _bn_batches(loader, num_batches)
     for m in bns: m.reset_running_stats()
     dev, was_training = next(model.parameters()).device, model.training
     model.train()
-    with torch.no_grad(): _run_bn_pass(bns, itertools.islice(loader, num_batches), lambda x: model(x.to(dev)))
+    with torch.no_grad(): _run_bn_pass(bns, batches, lambda x: model(x.to(dev)))
     model.train(was_training)
     return model
 
@@ -202,7 +215,7 @@ def stacked_recalibrate_bn(model:nn.Module, stacked:dict, batches:Iterable)->dic
     "Reset and recompute, in place, the BN statistics of every network of `stacked` over `batches`"
     bns = bn_modules(model)
     if not bns: return stacked
-    names = {id(m): n for n, m in model.named_modules()}
+    batches, names = _bn_batches(batches), {id(m): n for n, m in model.named_modules()}
     for m in bns:
         p = names[id(m)] + '.'
         stacked[p + 'running_mean'].zero_(); stacked[p + 'running_var'].fill_(1); stacked[p + 'num_batches_tracked'].zero_()
@@ -432,9 +445,10 @@ def lottery_pool(tickets:list, # state dicts θ_0 … θ_{n−1} of one IMP chai
     return PoolResult(method, t, state, m, init, best, trace.assign(target=t))
 
 # %% ../nbs/09_pools.ipynb #fdd2d3be
-def average_pool(tickets:list, masks:list, t:int, ev:SoupEvaluator, **kwargs)->PoolResult:
+def average_pool(tickets:list, masks:list, t:int, ev:SoupEvaluator, search_num:int|None=None, accept:str='ge',
+                 prune_when:str='during', alpha_on:str='incoming', names:list|None=None)->PoolResult:
     "LP-Average: `lottery_pool` with the single coefficient α = 0.5"
-    return lottery_pool(tickets, masks, t, ev, alphas=AVERAGE_ALPHAS, method='lp-average', **kwargs)
+    return lottery_pool(tickets, masks, t, ev, AVERAGE_ALPHAS, search_num, accept, prune_when, alpha_on, names, 'lp-average')
 
 def running_pool(tickets:list, masks:list, t:int, ev:SoupEvaluator, coef:Callable, method:str,
                  search_num:int|None=None, prune_when:str='during', names:list|None=None)->PoolResult:
@@ -453,22 +467,25 @@ def running_pool(tickets:list, masks:list, t:int, ev:SoupEvaluator, coef:Callabl
     if len(trace): trace.loc[trace.index[-1], 'val_acc'] = score
     return PoolResult(method, t, state, m, ev.score(tickets[t]), score, trace)
 
-def swa_pool(tickets:list, masks:list, t:int, ev:SoupEvaluator, **kwargs)->PoolResult:
+def swa_pool(tickets:list, masks:list, t:int, ev:SoupEvaluator, search_num:int|None=None, prune_when:str='during',
+             names:list|None=None)->PoolResult:
     "SWA baseline: running uniform mean of θ_t and its candidates, α_n = 1/(n+1), no rejection"
-    return running_pool(tickets, masks, t, ev, lambda n: 1 / (n + 1), 'swa', **kwargs)
+    return running_pool(tickets, masks, t, ev, lambda n: 1 / (n + 1), 'swa', search_num, prune_when, names)
 
 EMA_CONVENTIONS = ('incoming', 'textbook')
 
-def ema_pool(tickets:list, masks:list, t:int, ev:SoupEvaluator, value:float=0.95, convention:str='incoming', **kwargs)->PoolResult:
+def ema_pool(tickets:list, masks:list, t:int, ev:SoupEvaluator, value:float=0.95, # EMA coefficient v
+             convention:str='incoming', # 'incoming' (reference: v on the incoming ticket) or 'textbook' (v on the soup)
+             search_num:int|None=None, prune_when:str='during', names:list|None=None)->PoolResult:
     "EMA baseline: `incoming` soup ← (1−v)·soup + v·θ_i (reference) or `textbook` soup ← v·soup + (1−v)·θ_i"
     if convention not in EMA_CONVENTIONS: raise ConfigError(f"unknown EMA convention {convention!r}: use 'incoming' (reference) or 'textbook'")
     c = value if convention == 'incoming' else 1 - value
-    return running_pool(tickets, masks, t, ev, lambda n: c, f'ema-{convention}-{value:g}', **kwargs)
+    return running_pool(tickets, masks, t, ev, lambda n: c, f'ema-{convention}-{value:g}', search_num, prune_when, names)
 
 # %% ../nbs/09_pools.ipynb #090fc3eb
 pool_methods = Registry('pool method')
 @pool_methods.register('lt')
-def ticket_itself(tickets:list, masks:list, t:int, ev:SoupEvaluator, **kwargs)->PoolResult:
+def ticket_itself(tickets:list, masks:list, t:int, ev:SoupEvaluator)->PoolResult:
     "The original lottery ticket θ_t as a `PoolResult` (the LT baseline)"
     s = ev.score(tickets[t])
     return PoolResult('lt', t, tickets[t], masks[t], s, s, pd.DataFrame(columns=['candidate', 'alpha', 'accepted', 'val_acc', 'target']))
@@ -476,22 +493,169 @@ def ticket_itself(tickets:list, masks:list, t:int, ev:SoupEvaluator, **kwargs)->
 pool_methods.register('lp-interpolation')(lottery_pool)
 pool_methods.register('lp-average')(average_pool)
 pool_methods.register('swa')(swa_pool)
-pool_methods.register('ema-incoming')(lambda *a, **kw: ema_pool(*a, convention='incoming', **kw))
-pool_methods.register('ema-textbook')(lambda *a, **kw: ema_pool(*a, convention='textbook', **kw))
+pool_methods.register('ema-incoming')(functools.partial(ema_pool, convention='incoming'))
+pool_methods.register('ema-textbook')(functools.partial(ema_pool, convention='textbook'))
+
+# %% ../nbs/09_pools.ipynb #3f0c1a77
+@dataclass(frozen=True)
+class PoolConfig(Config):
+    "Lottery Pools search, its baselines and the soup evaluation, run on every level of an IMP chain"
+    methods:tuple=('lt', 'lp-interpolation', 'lp-average', 'swa', 'ema-incoming', 'ema-textbook') # names in `pool_methods`
+    alphas:tuple=INTERPOLATION_ALPHAS # LP-Interpolation coefficient grid
+    search_num:int|None=None # pool size including the target (None: all tickets; reference 19)
+    accept:str='ge' # 'ge' (paper, Algorithm 2) or 'gt' (reference code)
+    alpha_on:str='incoming' # α on the incoming ticket (code) or on the current soup (paper)
+    prune_when:str='during' # re-prune every soup ('during') or once at the end ('after', the ablation)
+    ema_value:float=0.95 # EMA coefficient v (the convention is in the method name)
+    ties:str='topk' # re-pruning ties: 'topk' (exact k) or 'keep_all' (reference)
+    interpolate_buffers:bool=False # mix buffers too (reference); default: parameters only, BN recomputed
+    bn_batches:int|None=None # BN recalibration batches, drawn once (None: a full training pass for every soup)
+    bn_batch_size:int=128 # batch size of the BN recalibration pass
+    bn_augment:bool=True # training augmentation during BN recalibration (reference)
+    def validate(self):
+        for m in self.methods: pool_methods[m]
+        if self.accept not in ACCEPT_RULES: raise ConfigError(f"unknown acceptance rule {self.accept!r}: use 'ge' (paper) or 'gt' (reference)")
+        if self.alpha_on not in ('incoming', 'current'): raise ConfigError(f"unknown alpha_on {self.alpha_on!r}: use 'incoming' or 'current'")
+        if self.prune_when not in ('during', 'after'): raise ConfigError(f"unknown prune_when {self.prune_when!r}: use 'during' or 'after'")
+        if not self.alphas or not all(0 <= a <= 1 for a in self.alphas): raise ConfigError(f"alphas must be a non-empty list in [0, 1], got {self.alphas}")
+        if self.search_num is not None and self.search_num < 1: raise ConfigError(f"search_num must be at least 1 (the target itself), got {self.search_num}")
+        if self.bn_batches is not None and self.bn_batches < 1: raise ConfigError(f"bn_batches must be positive or None (full pass), got {self.bn_batches}")
+
+def pool_kwargs(method:str, cfg:PoolConfig, names:list|None=None)->dict:
+    "The keyword arguments of `pool_methods[method]` that `cfg` sets"
+    given = dict(alphas=cfg.alphas, search_num=cfg.search_num, accept=cfg.accept, alpha_on=cfg.alpha_on,
+                 prune_when=cfg.prune_when, value=cfg.ema_value, names=names)
+    params = inspect.signature(pool_methods[method]).parameters
+    return {k: v for k, v in given.items() if k in params}
+
+# %% ../nbs/09_pools.ipynb #8e61f0d4
+def pool_evaluator(cfg:PoolConfig, model:nn.Module, data, # a template of the architecture and a `DataBundle`
+                   device=None, seed:int=0, # device, and the seed of the BN batches' augmentation
+                   batched:bool=True, chunk:int|None=None, # vectorised α grids, at most `chunk` networks per pass
+                   eval_batch_size:int=1024)->SoupEvaluator:
+    "The `SoupEvaluator` of `cfg` on `data`: BN recalibration on the training split (unshuffled), scores on validation"
+    dev = get_device(device)
+    bn = data.loader('train', cfg.bn_batch_size, dev, shuffle=False, augment=cfg.bn_augment, generator=make_generator(seed, 'bn'))
+    return SoupEvaluator(model.to(dev), bn, data.loader('val', eval_batch_size, dev), cfg.bn_batches, batched, chunk,
+                         cfg.interpolate_buffers, cfg.ties)
 
 def _density(m, tickets, names): return 1.0 if m is None else mask_count(m) / sum(tickets[0][n].numel() for n in names)
 
 def pool_levels(tickets:list, masks:list, ev:SoupEvaluator, test_data:Iterable|None=None,
-                methods:Iterable=('lt', 'lp-interpolation', 'lp-average', 'swa', 'ema-incoming'),
-                targets:Iterable|None=None, **kwargs)->pd.DataFrame:
+                methods:Iterable|None=None, # method names (default: `cfg.methods`)
+                targets:Iterable|None=None, # levels to pool (default: all)
+                cfg:PoolConfig|None=None, # search settings (default: `PoolConfig()`)
+                names:list|None=None, # prunable state-dict names (default: the mask keys)
+                on_result:Callable|None=None, # called as `on_result(result, row)` after every (level, method)
+               )->pd.DataFrame:
     "One row per (level, method): density, validation and test accuracy, accepted candidates"
-    _, names = _target(masks, 0, kwargs.pop('names', None))
+    cfg = cfg or PoolConfig()
+    _, names = _target(masks, 0, names)
     test = fixed_batches(test_data, device=ev.device) if test_data is not None else None
     rows = []
     for t in (range(len(tickets)) if targets is None else targets):
-        for meth in methods:
-            r = pool_methods[meth](tickets, masks, t, ev, **kwargs)
+        for meth in (cfg.methods if methods is None else methods):
+            r = pool_methods[meth](tickets, masks, t, ev, **pool_kwargs(meth, cfg, names))
             rows.append(dict(level=t, density=_density(masks[t], tickets, names), method=meth, val_acc=r.val_acc,
                              test_acc=ev.score(r.state, test) if test else float('nan'),
                              accepted=len(r.accepted) if meth.startswith('lp') else None))
+            if on_result is not None: on_result(r, rows[-1])
     return pd.DataFrame(rows)
+
+def level_summary(table:pd.DataFrame, metric:str='test_acc')->pd.DataFrame:
+    "Methods as columns, one row per level (with its density), plus `lp-interpolation − lt` when both are present"
+    w = table.pivot_table(index=['level', 'density'], columns='method', values=metric).reset_index()
+    w.columns.name = None
+    if {'lp-interpolation', 'lt'} <= set(w.columns): w['delta_lp_lt'] = w['lp-interpolation'] - w['lt']
+    return w
+
+# %% ../nbs/09_pools.ipynb #a41f7b3e
+@dataclass
+class LotteryPoolsResult:
+    "What `run_lottery_pools` made: trunk and branch folders, one row per (level, method), the IMP table and the summary"
+    trunk:Path # the IMP trunk folder
+    folder:Path # the pools branch folder
+    long:pd.DataFrame # one row per (level, method): density, val/test accuracy, accepted candidates, ticket file, pooled now
+    imp:pd.DataFrame # the IMP chain table of `run_imp`, one row per level
+    summary:dict # the content of `summary.json`
+    @property
+    def table(self)->pd.DataFrame:
+        "One row per level: density, `<method>_val` and `<method>_test` accuracy per method, and `delta_test` = LP − LT"
+        return levels_table(self.long)
+    def ticket(self, level:int, method:str='lp-interpolation')->Path:
+        "The ticket file of `method` at `level`"
+        return self.folder/f'level_{level}'/f'{method}.pt'
+    def __repr__(self): return f"LotteryPoolsResult({len(self.imp)} levels, methods {list(self.long.method.unique())})"
+    def _repr_markdown_(self): return md_table(self.table)
+
+def levels_table(long:pd.DataFrame)->pd.DataFrame:
+    "Wide per-level table of a (level, method) table: `<method>_val`, `<method>_test`, and `delta_test` = LP-Interpolation − LT"
+    methods = list(dict.fromkeys(long.method))
+    w = long.pivot(index=['level', 'density'], columns='method', values=['val_acc', 'test_acc'])
+    cols = [(f'{v}_acc', m) for m in methods for v in ('val', 'test')]
+    w = w[cols].set_axis([f'{m}_{v[:-4]}' for v, m in cols], axis=1).reset_index()
+    if {'lt', 'lp-interpolation'} <= set(methods): w['delta_test'] = w['lp-interpolation_test'] - w['lt_test']
+    return w
+
+# %% ../nbs/09_pools.ipynb #c52f7a90
+def pool_ticket(result:PoolResult, base:dict, model:nn.Module, metrics:dict)->dict:
+    "A ticket (format of `train.Trainer.ticket`) holding `result`'s weights and masks, with `base`'s architecture and config"
+    m = None if result.masks is None else full_masks(model, Masks(result.masks))
+    return dict(base, metrics=dict(metrics), model={k: v.detach().to('cpu', copy=True) for k, v in result.state.items()},
+                masks=None if m is None else m.state_dict())
+
+def _pool_level(folder:Path, level:int, tickets, masks, ev, test, cfg:PoolConfig, base:dict, save:set)->pd.DataFrame:
+    "Pool one level, save its tickets and traces, then `results.json` (the done marker)"
+    d, traces = ensure_dir(folder/f'level_{level}'), []
+    def keep(r, row):
+        if row['method'] in save: atomic_save(pool_ticket(r, base, ev.model, dict(row, pool=cfg.to_dict())), d/f"{row['method']}.pt")
+        if len(r.trace): traces.append(r.trace.assign(method=row['method']))
+    rows = pool_levels(tickets, masks, ev, test, targets=[level], cfg=cfg, on_result=keep)
+    rows['ticket'] = [f'level_{level}/{m}.pt' if m in save else None for m in rows.method]
+    pd.concat(traces, ignore_index=True).to_csv(d/'trace.csv', index=False)
+    save_json(rows.to_dict('records'), d/'results.json')
+    return rows
+
+# %% ../nbs/09_pools.ipynb #e8b7f215
+def run_lottery_pools(train_cfg:TrainConfig, # the training run of every IMP level
+                      imp_cfg:IMPConfig, # the chain: levels, prune fraction and scope, rewind epoch, ticket choice
+                      out='runs', # root folder: the trunk is `out/lottery/<train hash>-<imp hash>`
+                      data=None, # a `DataBundle` (default: `get_dataset(train_cfg.dataset)`)
+                      device=None, # 'cpu', 'cuda', … (default: `get_device()`)
+                      pool_cfg:PoolConfig|None=None, # methods and search settings (default: `PoolConfig()`)
+                      data_root=None, # dataset folder for `get_dataset`
+                      model_fn:Callable|None=None, # builds the architecture instead of `train.build_model`
+                      save_tickets:Iterable|None=None, # methods saved as ticket files (None: all)
+                      batched:bool=True, # evaluate each α grid in one vectorised pass (False: sequential)
+                      verbose:bool=False, # one line per level
+                     )->LotteryPoolsResult:
+    "Train (or resume) an IMP chain and pool every level; tickets, traces, per-level table and summary are written"
+    pool_cfg, dev = pool_cfg or PoolConfig(), get_device(device)
+    data = data if data is not None else get_dataset(train_cfg.dataset, root=data_root, val_fraction=train_cfg.val_fraction)
+    trunk = imp_dir(out, imp_cfg, train_cfg)
+    imp = run_imp(trunk, imp_cfg, train_cfg, device=dev, data=data, model_fn=model_fn, verbose=verbose)
+    folder, L = ensure_dir(trunk/'branches'/f'pools_{short_hash(pool_cfg)}-L{imp_cfg.levels}'), imp_cfg.levels
+    save_json(dict(pool=pool_cfg.to_dict(), levels=L), folder/'pool.json')
+    todo, save = [l for l in range(L) if not (folder/f'level_{l}'/'results.json').exists()], set(pool_cfg.methods if save_tickets is None else save_tickets)
+    if todo:
+        tickets, masks, _ = load_chain(trunk, device=dev)
+        ev = pool_evaluator(pool_cfg, model_fn() if model_fn else build_model(train_cfg, data), data, dev, train_cfg.seed, batched)
+        test = fixed_batches(data.loader('test', 1024, dev))
+        for l in todo:
+            rows = _pool_level(folder, l, tickets[:L], masks[:L], ev, test, pool_cfg, load_ticket(level_dir(trunk, l)/'ticket.pt'), save)
+            if verbose: print(f"level {l}: " + ', '.join(f'{m} {a:.4f}' for m, a in zip(rows.method, rows.test_acc)))
+    long = pd.concat([pd.DataFrame(load_json(folder/f'level_{l}'/'results.json')).assign(pooled=l in todo) for l in range(L)], ignore_index=True)
+    return _summarize(trunk, folder, long, imp, out, train_cfg, imp_cfg, pool_cfg)
+
+def _summarize(trunk, folder, long, imp, out, train_cfg, imp_cfg, pool_cfg)->LotteryPoolsResult:
+    "Write `levels.csv`, `summary.json` and `summary.md`; return the result"
+    table = levels_table(long)
+    long.drop(columns='pooled').to_csv(folder/'levels.csv', index=False)
+    summary = dict(trunk=str(Path(trunk).relative_to(out)), branch=folder.name, dataset=train_cfg.dataset, model=train_cfg.model,
+                   levels=imp_cfg.levels, methods=list(pool_cfg.methods), ema=f'v = {pool_cfg.ema_value}; incoming: soup ← (1−v)·soup + v·θ_i, textbook: soup ← v·soup + (1−v)·θ_i',
+                   selection='validation split (search and best-epoch tickets); test reported only',
+                   train=train_cfg.to_dict(), imp=imp_cfg.to_dict(), pool=pool_cfg.to_dict(), table=table.to_dict('records'))
+    if 'delta_test' in table: summary['lp_ge_lt_test'] = f"{int((table.delta_test >= 0).sum())}/{len(table)}"
+    save_json(summary, folder/'summary.json')
+    atomic_write(folder/'summary.md', md_table(table) + '\n')
+    return LotteryPoolsResult(Path(trunk), folder, long, imp, summary)

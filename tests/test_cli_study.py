@@ -94,3 +94,20 @@ def test_corrupt_manifest_is_one_line(tmp_path):
 def test_python_m_study_help():
     r = run(sys.executable, '-m', 'freetickets_nb.study', '--help')
     assert r.returncode == 0 and '--methods' in r.stdout and '--data-root' in r.stdout
+
+
+def test_ensemble_parallel_study_matches_sequential(study, tmp_path):
+    "torchrun with 2 CPU processes spreads the runs over the ranks; results equal the sequential study's"
+    seq, _ = study
+    out = tmp_path/'par'
+    r = run(BIN/'torchrun', '--standalone', '--nproc_per_node', '2', '-m', 'freetickets_nb.study', *TINY, '--out', out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'ensemble-parallel: 4 training runs over 2 processes' in r.stdout
+    assert r.stdout.count('report: ') == 1  # only rank 0 reports
+    a, b = (json.loads((d/'results.json').read_text())['results'] for d in (seq, out))
+    for ra, rb in zip(a, b):
+        assert ra['method'] == rb['method'] and ra['disagreement'] == rb['disagreement']
+        for k in ('acc', 'nll', 'ece', 'brier', 'train_flops_x_dense', 'params'):
+            assert ra[k] == pytest.approx(rb[k], rel=1e-9), k
+    ma, mb = (json.loads((d/'dst-ensemble'/'manifest.json').read_text()) for d in (seq, out))
+    assert [m['ticket'] for m in ma['members']] == [m['ticket'] for m in mb['members']]
