@@ -115,7 +115,7 @@ def train_member(cfg:TrainConfig, out, kind:str|None=None, data=None, device=Non
     if not _done(folder): Trainer(cfg, folder, device=device, data=data, progress=progress, verbose=verbose, **kw).fit()
     return folder
 
-# %% ../nbs/07_ensembles.ipynb #f6cf84ae
+# %% ../nbs/07_ensembles.ipynb #eafb11f6
 class EDSTCallback:
     "EDST phases inside a `Trainer`: per-phase best-validation tickets and global exploration between phases"
     def __init__(self, schedule:pd.DataFrame, ens:EnsembleConfig):
@@ -140,7 +140,7 @@ class EDSTCallback:
     def state_dict(self): return dict(best=self.best, explorations=list(self.explorations))
     def load_state_dict(self, sd): self.best, self.explorations = sd['best'], list(sd['explorations'])
 
-def train_edst(base:TrainConfig, ens:EnsembleConfig, out, data=None, device=None, progress=None, verbose=False)->list:
+def train_edst(base:TrainConfig, ens:EnsembleConfig, out, data=None, device=None, progress=None, verbose=False, callbacks:tuple=())->list:
     "Train the EDST run (or resume it); returns the M ticket paths, one per refinement phase"
     cfg = member_configs('edst-ensemble', base, ens)[0]
     E, t_ex = edst_epochs(ens, base)
@@ -148,7 +148,7 @@ def train_edst(base:TrainConfig, ens:EnsembleConfig, out, data=None, device=None
     paths = [folder/f'ticket_{i}.pt' for i in range(1, ens.members + 1)]
     if _done(folder) and all(p.exists() for p in paths): return paths
     cb = EDSTCallback(edst_schedule(E, t_ex, ens.members, cfg.lr), ens)
-    tr = Trainer(cfg, folder, device=device, data=data, lr_fn=cb.lr, callbacks=[cb], progress=progress, verbose=verbose)
+    tr = Trainer(cfg, folder, device=device, data=data, lr_fn=cb.lr, callbacks=[cb, *callbacks], progress=progress, verbose=verbose)
     tr.fit()
     if tr.folder is not None: save_json(cb.explorations, folder/'explorations.json') # rank 0 only under DDP
     return paths
@@ -223,7 +223,7 @@ def load_members(manifest, device=None)->list:
         out.append((model.eval(), masks))
     return out
 
-# %% ../nbs/07_ensembles.ipynb #b1f33e8c
+# %% ../nbs/07_ensembles.ipynb #55d68782
 @dataclass
 class EnsembleRun:
     "What `train_ensemble` produced: the member tickets and the training cost"
@@ -245,12 +245,14 @@ def pf_configs(base:TrainConfig, ens:EnsembleConfig)->list:
     return [base.replace(density=ens.density, static=True, seed=base.seed + i, epochs=epochs, lr=ens.pf_lr, lr_schedule='constant', warmup_epochs=0.0)
             for i in range(ens.members)]
 
-def train_ensemble(method:str, base:TrainConfig, ens:EnsembleConfig, out, data=None, device=None, progress=None, verbose=False)->EnsembleRun:
+def train_ensemble(method:str, base:TrainConfig, ens:EnsembleConfig, out, data=None, device=None, progress=None, verbose=False,
+                   callbacks:Callable|None=None, # method → fresh training callbacks for each new run (e.g. recorders), or None
+                  )->EnsembleRun:
     "Train the members of `method` (skipping finished runs) and account their training FLOPs"
-    cfgs = member_configs(method, base, ens)
-    if method == 'edst-ensemble': tickets = train_edst(base, ens, out, data, device, progress, verbose)
+    cfgs, cbs = member_configs(method, base, ens), (lambda: tuple(callbacks(method)) if callbacks else ())
+    if method == 'edst-ensemble': tickets = train_edst(base, ens, out, data, device, progress, verbose, callbacks=cbs())
     elif method == 'pf-ensemble': tickets = train_pf(base, ens, out, data, device, progress, verbose)
-    else: tickets = [train_member(c, out, data=data, device=device, progress=progress, verbose=verbose)/'ticket.pt' for c in cfgs]
+    else: tickets = [train_member(c, out, data=data, device=device, progress=progress, verbose=verbose, callbacks=cbs())/'ticket.pt' for c in cfgs]
     fl = [_ticket_flops(p, data) for p in tickets]
     f_d, f_s, n = fl[0][0], [f for _, f in fl], len(data.train)
     if method == 'edst-ensemble':
@@ -262,7 +264,7 @@ def train_ensemble(method:str, base:TrainConfig, ens:EnsembleConfig, out, data=N
     else: tf = sum(run_train_flops(c, f_d, f, n) for c, f in zip(cfgs, f_s))
     return EnsembleRun(method, tickets, tf, f_d, f_s)
 
-# %% ../nbs/07_ensembles.ipynb #47a200df
+# %% ../nbs/07_ensembles.ipynb #a31eadce
 @dataclass
 class Job:
     "One independent training job of a study: a name, what to run, and how to tell it is finished"
@@ -270,19 +272,20 @@ class Job:
     run:Callable
     done:Callable
 
-def training_jobs(methods, base:TrainConfig, ens:EnsembleConfig, out, data=None, device=None, progress=None)->list:
-    "The distinct training runs behind `methods`, in order, each once"
+def training_jobs(methods, base:TrainConfig, ens:EnsembleConfig, out, data=None, device=None, progress=None, callbacks:Callable|None=None)->list:
+    "The distinct training runs behind `methods`, in order, each once (`callbacks` as in `train_ensemble`)"
     jobs, kw = {}, dict(data=data, device=device, progress=progress)
+    cbs = lambda m: tuple(callbacks(m)) if callbacks else ()
     for method in methods:
         if method == 'edst-ensemble':
             cfg = member_configs(method, base, ens)[0]
             folder = member_dir(out, 'edst', cfg, ens.replace(pf_epochs=0, pf_lr=0.01))
-            jobs.setdefault(str(folder), Job(str(folder), partial(train_edst, base, ens, out, data, device, progress),
+            jobs.setdefault(str(folder), Job(str(folder), partial(lambda: train_edst(base, ens, out, data, device, progress, callbacks=cbs(method))),
                                              partial(lambda f, m: _done(f) and all((f/f'ticket_{i}.pt').exists() for i in range(1, m + 1)), folder, ens.members)))
             continue
         for c in member_configs(method, base, ens):
             f = member_dir(out, _kind(c), c)
-            jobs.setdefault(str(f), Job(str(f), partial(train_member, c, out, **kw), partial(_done, f)))
+            jobs.setdefault(str(f), Job(str(f), partial(lambda c, m: train_member(c, out, **kw, callbacks=cbs(m)), c, method), partial(_done, f)))
         if method == 'pf-ensemble': # the fine-tunes join their parent's job, so they start after it on the same rank
             parent = jobs[str(member_dir(out, 'dense', member_configs(method, base, ens)[0]))]
             folders = [_pf_dir(out, c, base, ens) for c in pf_configs(base, ens)]
