@@ -12,8 +12,9 @@ from .core import TrainingError, ConfigError, get_device
 
 # %% auto #0
 __all__ = ['DistEnv', 'is_dist', 'setup_dist', 'cleanup_dist', 'get_rank', 'get_world_size', 'is_main', 'barrier', 'rank0_first',
-           'broadcast_tensors', 'mask_checksum', 'MaskSyncError', 'check_masks_in_sync', 'shard_indices',
-           'gather_by_index', 'average_bn_stats', 'broadcast_bn_stats', 'members_for_rank']
+           'all_reduce_sum_', 'gather_objects', 'broadcast_tensors', 'mask_checksum', 'MaskSyncError',
+           'check_masks_in_sync', 'sync_masks', 'shard_indices', 'gather_by_index', 'average_bn_stats',
+           'broadcast_bn_stats', 'members_for_rank']
 
 # %% ../nbs/06_distributed.ipynb #e1ba0ac3
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ def setup_dist(backend:str|None=None, device=None)->DistEnv:
     if dev.type == 'cuda': dev = torch.device('cuda', local % torch.cuda.device_count()); torch.cuda.set_device(dev)
     backend = backend or ('nccl' if dev.type == 'cuda' else 'gloo')
     if backend not in ('nccl', 'gloo', 'mpi'): raise ConfigError(f"unknown backend {backend!r}: use 'nccl' (CUDA) or 'gloo'")
+    if backend == 'nccl' and dev.type != 'cuda': raise ConfigError("the nccl backend needs CUDA devices: use --backend gloo on the CPU")
     if not is_dist(): dist.init_process_group(backend, rank=rank, world_size=world)
     return DistEnv(rank, world, local, backend, dev)
 
@@ -63,6 +65,19 @@ def rank0_first():
     try: yield
     finally:
         if is_main(): barrier()
+
+# %% ../nbs/06_distributed.ipynb #e5021048
+def all_reduce_sum_(t:torch.Tensor)->torch.Tensor:
+    "Sum `t` over all ranks in place and return it (unchanged without a process group)"
+    if is_dist(): dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+def gather_objects(obj)->list:
+    "A small picklable value from every rank, in rank order (`[obj]` without a process group)"
+    if not is_dist(): return [obj]
+    out = [None] * get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
 
 # %% ../nbs/06_distributed.ipynb #1cfd1e03
 def broadcast_tensors(tensors, src:int=0):
@@ -101,6 +116,13 @@ def check_masks_in_sync(masks:dict, where:str=''):
 
 def _comm_device():
     return torch.device('cuda', torch.cuda.current_device()) if is_dist() and dist.get_backend() == 'nccl' else torch.device('cpu')
+
+# %% ../nbs/06_distributed.ipynb #db5ea174
+def sync_masks(masks:dict, check:bool=True, # name → bool mask dict, changed in place; compare checksums across ranks first
+               where:str=''): # position for the error message, e.g. 'at step 1000 '
+    "Make every rank hold rank 0's masks: compare checksums (`MaskSyncError` on a mismatch), then broadcast in place"
+    if check: check_masks_in_sync(masks, where)
+    broadcast_tensors([masks[k] for k in sorted(masks)])
 
 # %% ../nbs/06_distributed.ipynb #59f7c44a
 def shard_indices(n:int, rank:int|None=None, world_size:int|None=None)->torch.Tensor:

@@ -140,7 +140,7 @@ def prune_grow(mask:Tensor, # bool mask of the layer
                n_remove:int|None=None, # exact number to prune, overriding `rate` (global pruning)
               )->tuple:
     "`(survivors, new_mask)` of one prune-and-regrow step: ⌈ρ·n_active⌉ lowest pruned, as many highest regrown"
-    n_active = int(mask.sum())
+    n_active = int(mask.count_nonzero())
     if n_remove is None: n_remove = (math.ceil if rounding == 'ceil' else math.floor)(rate * n_active)
     n_remove = min(n_active, n_remove)
     if tie_break == 'index':
@@ -149,10 +149,10 @@ def prune_grow(mask:Tensor, # bool mask of the layer
         s = death_score.masked_fill(~mask, 0).reshape(-1)
         k = mask.numel() - n_active + n_remove
         survivors = (s > s.kthvalue(k).values).view(mask.shape) & mask if k > 0 else mask.clone()
-    n_grow = n_active - int(survivors.sum())
+    n_grow = n_active - int(survivors.count_nonzero())
     cand = ~survivors
     if bernoulli:
-        p = n_grow / max(int(cand.sum()), 1)
+        p = n_grow / max(int(cand.count_nonzero()), 1)
         grown = (torch.rand(mask.shape, generator=generator, device=generator.device).to(mask.device) < p) & cand
     else: grown = top_k_mask(grow_score.masked_fill(~cand, -math.inf), n_grow)
     return survivors, survivors | grown
@@ -161,9 +161,9 @@ def prune_grow(mask:Tensor, # bool mask of the layer
 def global_removals(masks:list, scores:list, rate:float, rounding:str='ceil')->list:
     "Per-layer prune counts when the ⌈ρ·Σ n_active⌉ lowest active scores over all layers together are removed"
     flat = torch.cat([s.masked_fill(~m, math.inf).reshape(-1) for m, s in zip(masks, scores)])
-    n_active = sum(int(m.sum()) for m in masks)
+    n_active = sum(int(m.count_nonzero()) for m in masks)
     low = top_k_mask(-flat, min(n_active, (math.ceil if rounding == 'ceil' else math.floor)(rate * n_active)))
-    return torch.stack([x.sum() for x in low.split([m.numel() for m in masks])]).tolist()
+    return torch.stack([x.count_nonzero() for x in low.split([m.numel() for m in masks])]).tolist()
 
 # %% ../nbs/04_dst.ipynb #68338c88
 class SparseController:
@@ -191,7 +191,8 @@ class SparseController:
         self.params = [model.get_parameter(n) for n in self.names]
         self.ever_active = self.masks.clone()
         self.step, self.schedule_start, self.history = 0, 0, []
-        self.broadcast:Callable = lambda masks: None
+        self.broadcast:Callable = lambda masks: None # run on the masks after every update (data-parallel runs: sync with rank 0)
+        self.grad_model:nn.Module = model # forward of `dense_grads` (data-parallel runs: the DDP wrapper, so gradients are all-reduced)
         self.optimizer, self._hooks, self.last_layers = None, [], None
         if cfg.prune_rate_schedule in ('cosine', 'linear') and not (cfg.schedule_steps or cfg.end_step or total_steps):
             raise ConfigError(f"the {cfg.prune_rate_schedule} prune-rate schedule needs its length: set schedule_steps or end_step, or pass total_steps")
@@ -307,8 +308,9 @@ def update(self:SparseController, rate:float|None=None, growth:str|None=None, ki
             if st.get(k) is None or c.keep_stale_momentum: continue
             if self.dense_momentum: st[k].masked_fill_(new & ~surv, 0)
             else: st[k].mul_(surv)
-        layers[name] = dict(active=int(old.sum()), removed=int(old.sum() - surv.sum()), regrown=int((new & ~surv).sum()),
-                            new=int((new & ~old).sum()), dropped=int((old & ~new).sum()))
+        cnt = torch.stack([old.count_nonzero(), surv.count_nonzero(), (new & ~surv).count_nonzero(), (new & ~old).count_nonzero(),
+                           (old & ~new).count_nonzero()]).tolist()
+        layers[name] = dict(active=cnt[0], removed=cnt[0] - cnt[1], regrown=cnt[2], new=cnt[3], dropped=cnt[4])
         old.copy_(new)
     self.broadcast(self.masks)
     self._refresh()
@@ -332,7 +334,7 @@ def dense_grads(self:SparseController, batch:tuple, loss_fn:Callable=F.cross_ent
     "Set `.grad` of every parameter to the dense gradient on `batch = (x, y)`, leaving buffers (BN statistics) unchanged"
     bufs = {k: b.clone() for k, b in self.model.named_buffers()}
     self.model.zero_grad()
-    with torch.enable_grad(): loss_fn(self.model(batch[0]), batch[1]).backward()
+    with torch.enable_grad(): loss_fn(self.grad_model(batch[0]), batch[1]).backward()
     with torch.no_grad():
         for k, b in self.model.named_buffers(): b.copy_(bufs[k])
 

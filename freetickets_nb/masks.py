@@ -43,7 +43,7 @@ class Masks(dict):
     def counts(self)->dict:
         "Active entries per layer (one device sync for all layers)"
         if not self: return {}
-        return dict(zip(self, torch.stack([m.sum() for m in self.values()]).tolist()))
+        return dict(zip(self, torch.stack([m.count_nonzero() for m in self.values()]).tolist()))
     @property
     def numel(self)->int: return sum(m.numel() for m in self.values())
     @property
@@ -158,10 +158,12 @@ def init_masks(model:nn.Module, density:float, # global density d (fraction of w
 # %% ../nbs/03_masks.ipynb #4fd52455
 def top_k_mask(scores:Tensor, k:int)->Tensor:
     "Bool mask of the `k` largest `scores`; ties go to the lower flat index"
-    flat = scores.reshape(-1)
-    m = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
-    if k > 0: m[torch.sort(flat, descending=True, stable=True).indices[:int(k)]] = True
-    return m.view(scores.shape)
+    flat, n, k = scores.reshape(-1), scores.numel(), int(k)
+    if k <= 0 or k >= n: return torch.full(scores.shape, k > 0, dtype=torch.bool, device=scores.device)
+    if flat.is_floating_point(): flat = flat.nan_to_num(nan=math.inf, posinf=math.inf, neginf=-math.inf)
+    v = flat.topk(k, sorted=False).values.min() if k <= n // 2 else flat.topk(n - k + 1, largest=False, sorted=False).values.max()
+    above, tied = flat > v, flat == v
+    return (above | (tied & (tied.cumsum(0) <= k - above.count_nonzero()))).view(scores.shape)
 
 # %% ../nbs/03_masks.ipynb #829af67c
 def magnitude_masks(model:nn.Module, density:float, scope:str='global', ignore:tuple=())->Masks:

@@ -4,14 +4,15 @@
 
 # %% ../nbs/05_train.ipynb #af831262
 from __future__ import annotations
-import math, sys, time
-from dataclasses import dataclass, fields
+import contextlib, gc, math, os, sys, time
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
 import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
 from fastcore.basics import patch
 from fastcore.script import call_parse, bool_arg
 from .core import (PURPOSES, Config, ConfigError, CheckpointError, Registry, TrainingError, atomic_save, cli_errors,
@@ -20,6 +21,8 @@ from .masks import Masks, check_density
 from .dst import DST_PRESETS, SparseController, dst_config
 from .data import get_dataset
 from .models import create_model
+from .distributed import (all_reduce_sum_, broadcast_bn_stats, cleanup_dist, gather_by_index, gather_objects, get_rank,
+                                        get_world_size, is_dist, rank0_first, setup_dist, shard_indices, sync_masks)
 
 # %% auto #0
 __all__ = ['lr_schedules', 'TICKET_FORMAT', 'CHECKPOINT_FORMAT', 'TINY', 'constant_lr', 'multistep_lr', 'step_lr', 'cosine_lr',
@@ -133,29 +136,79 @@ class Trainer:
                  progress:bool|None=None, # tqdm progress bars (None: when stderr is a terminal)
                  verbose:bool=False, # print one line per epoch
                  data_root=None, # dataset folder for `get_dataset`
-                 resume:bool=True): # continue from `folder/checkpoint.pt` when it exists
-        self.cfg, self.device, self.lr_fn, self.callbacks, self.verbose = cfg, get_device(device), lr_fn, list(callbacks), verbose
-        self.folder = ensure_dir(folder) if folder is not None else None
-        self.progress = sys.stderr.isatty() if progress is None else progress
+                 resume:bool=True, # continue from `folder/checkpoint.pt` when it exists
+                 ddp:bool=False, # data-parallel over the process group: global batch shared by the ranks, DDP gradients, synced masks, rank 0 writes
+                 check_masks:bool=True): # with `ddp`: compare mask checksums across ranks at the start and at every topology update
+        self.cfg, self.device, self.lr_fn, self.callbacks = cfg, get_device(device), lr_fn, list(callbacks)
+        self.ddp, self.check_masks, self.rank, self.world = ddp, check_masks, get_rank() if ddp else 0, get_world_size() if ddp else 1
+        if ddp and not is_dist(): raise ConfigError("ddp=True needs a process group: launch with torchrun (or call distributed.setup_dist first)")
+        if cfg.batch_size % self.world: raise ConfigError(f"batch_size {cfg.batch_size} is the global batch and must be divisible by the {self.world} ranks "
+                                                          f"(each rank takes batch_size / ranks): use {cfg.batch_size // self.world * self.world or self.world}")
+        self.is_main = self.rank == 0
+        self.run_folder = Path(folder) if folder is not None else None
+        self.folder = ensure_dir(folder) if folder is not None and self.is_main else None
+        self.verbose = verbose and self.is_main
+        self.progress = (sys.stderr.isatty() if progress is None else progress) and self.is_main
         cuda = self.device.type == 'cuda'
         self.amp, cl = cuda and cfg.bf16, cuda and cfg.channels_last
         self.gens = make_generators(cfg.seed)
-        self.data = data if data is not None else get_dataset(cfg.dataset, root=data_root, val_fraction=cfg.val_fraction)
+        with rank0_first() if ddp else contextlib.nullcontext():
+            self.data = data if data is not None else get_dataset(cfg.dataset, root=data_root, val_fraction=cfg.val_fraction)
         fmt = torch.channels_last if cl else torch.contiguous_format
         self.model = (model if model is not None else build_model(cfg, self.data)).to(self.device, memory_format=fmt)
         self.train_dl = self.data.loader('train', cfg.batch_size, self.device, generator=self.gens.data, channels_last=cl)
-        ebs = max(cfg.batch_size, 256)
-        self.val_dl, self.test_dl = (self.data.loader(s, ebs, self.device, channels_last=cl) for s in ('val', 'test'))
-        self.steps_per_epoch = len(self.train_dl)
+        ebs = max(cfg.batch_size // self.world, 256)
+        ev = replace(self.data, **{s: getattr(self.data, s).take(shard_indices(len(getattr(self.data, s)), self.rank, self.world)) for s in ('val', 'test')}) if ddp else self.data
+        self.val_dl, self.test_dl = (ev.loader(s, ebs, self.device, channels_last=cl) for s in ('val', 'test'))
+        self.steps_per_epoch = len(self.train_dl) - int(0 < len(self.data.train) % cfg.batch_size < self.world)
         self.opt = build_optimizer(self.model, cfg)
         self.sparse = SparseController(self.model, cfg.dst_config(), self.opt, mask_generator=self.gens.masks, growth_generator=self.gens.growth,
                                        total_steps=cfg.epochs * self.steps_per_epoch) if cfg.sparse else None
-        self.epoch, self.it, self.history, self.timings, self.metrics = 0, 0, [], [], {}
+        self.epoch, self.it, self.history, self.timings, self.metrics, self.mask_syncs = 0, 0, [], [], {}, []
         self.best, self.best_state = dict(epoch=0, val_acc=-1.0, val_loss=math.inf), None
-        if self.folder is not None:
-            if resume and (self.folder/'checkpoint.pt').exists(): self.load_checkpoint(self.folder/'checkpoint.pt')
-            save_json(cfg.to_dict(), self.folder/'config.json')
-    def __repr__(self): return f"Trainer({self.cfg.model} on {self.cfg.dataset}, epoch {self.epoch}/{self.cfg.epochs}, {'sparse' if self.sparse else 'dense'}, {self.device})"
+        if resume and self.run_folder is not None and (self.run_folder/'checkpoint.pt').exists(): self.load_checkpoint(self.run_folder/'checkpoint.pt')
+        if self.folder is not None: save_json(cfg.to_dict(), self.folder/'config.json')
+        self.net = self._setup_ddp() if ddp else self.model
+    def __repr__(self):
+        par = f", data-parallel over {self.world} rank{'s' * (self.world > 1)}" if self.ddp else ''
+        return f"Trainer({self.cfg.model} on {self.cfg.dataset}, epoch {self.epoch}/{self.cfg.epochs}, {'sparse' if self.sparse else 'dense'}, {self.device}{par})"
+
+# %% ../nbs/05_train.ipynb #48ba7ab6
+@patch
+def _setup_ddp(self:Trainer)->DDP:
+    "Check that all ranks resumed alike, sync the masks and return the DDP-wrapped model"
+    its = gather_objects(self.it)
+    if len(set(its)) > 1: raise CheckpointError(f"ranks resumed from different iterations {its}: every rank must read the same run folder "
+                                                "(put --out on a file system that all nodes share)")
+    if self.sparse:
+        self.sparse.broadcast = self._sync_masks
+        self._sync_masks(self.sparse.masks); self.sparse._refresh()
+    net = DDP(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
+    if self.sparse: self.sparse.grad_model = net
+    return net
+
+@patch
+def _sync_masks(self:Trainer, masks):
+    "Controller hook under DDP: compare the mask checksums across ranks, then broadcast rank 0's masks"
+    sync_masks(masks, self.check_masks, where=f'at step {self.sparse.step} ')
+    self.mask_syncs.append(self.sparse.step)
+
+@patch
+def release_ddp(self:Trainer):
+    "Drop the DDP wrapper before the process group is destroyed (the trainer can still evaluate, not train)"
+    if self.net is not self.model:
+        self.net = self.model
+        if self.sparse: self.sparse.grad_model = self.model
+        gc.collect()
+
+@patch
+def _batches(self:Trainer):
+    "`(x, y, loss weight)` of this rank for every training batch of the epoch"
+    for x, y in self.train_dl:
+        if not self.ddp: yield x, y, 1.0
+        elif len(y) >= self.world:
+            idx = shard_indices(len(y), self.rank, self.world).to(y.device)
+            yield x[idx], y[idx], len(idx) * self.world / len(y)
 
 # %% ../nbs/05_train.ipynb #5261da0a
 @patch
@@ -176,34 +229,43 @@ def train_epoch(self:Trainer)->dict:
     from tqdm import tqdm
     self.model.train()
     tot, correct, n = torch.zeros((), device=self.device), torch.zeros((), device=self.device, dtype=torch.long), 0
-    for i, (x, y) in enumerate(tqdm(self.train_dl, leave=False, disable=not self.progress, desc=f'epoch {self.epoch + 1}')):
+    batches = tqdm(self._batches(), total=self.steps_per_epoch, leave=False, disable=not self.progress, desc=f'epoch {self.epoch + 1}')
+    for i, (x, y, w) in enumerate(batches):
         for g in self.opt.param_groups: g['lr'] = self.lr()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            out = self.model(x)
+            out = self.net(x)
         loss = F.cross_entropy(out.float(), y, label_smoothing=self.cfg.label_smoothing)
         if self.device.type == 'cpu' or i % 20 == 0: self._check_finite(loss)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * w if w != 1 else loss).backward()
         self.opt.step()
         self.it += 1
         tot += loss.detach() * len(y); correct += (out.argmax(1) == y).sum(); n += len(y)
     self._check_finite(tot)
-    return dict(train_loss=tot.item() / n, train_acc=correct.item() / n)
+    if not self.ddp: return dict(train_loss=tot.item() / n, train_acc=correct.item() / n)
+    tot, correct, n = all_reduce_sum_(torch.stack([tot.double(), correct.double(), tot.new_tensor(n, dtype=torch.float64)])).tolist()
+    return dict(train_loss=tot / n, train_acc=correct / n)
 
 # %% ../nbs/05_train.ipynb #ca639eb0
 @patch
 @torch.no_grad()
+def predict(self:Trainer, split:str='test', model:nn.Module|None=None)->torch.Tensor:
+    "Logits `[N, C]` (fp32) of `model` (default: the trained one) for every sample of `split` ('val' or 'test'), in order"
+    m = model if model is not None else self.model
+    if self.ddp: broadcast_bn_stats(m)
+    was, _ = m.training, m.eval()
+    outs = []
+    for x, _ in {'val': self.val_dl, 'test': self.test_dl}[split]:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp): outs.append(m(x).float())
+    m.train(was)
+    out, n = torch.cat(outs), len(getattr(self.data, split))
+    return gather_by_index(out, shard_indices(n, self.rank, self.world).to(out.device), n) if self.ddp else out
+
+@patch
 def evaluate(self:Trainer, split:str='val', model:nn.Module|None=None)->dict:
     "Mean cross-entropy and accuracy of `model` (default: the trained one) on `split` ('val' or 'test')"
-    m = model if model is not None else self.model
-    dl = {'val': self.val_dl, 'test': self.test_dl}[split]
-    was, _ = m.training, m.eval()
-    tot, correct, n = torch.zeros((), device=self.device, dtype=torch.float64), torch.zeros((), device=self.device, dtype=torch.long), 0
-    for x, y in dl:
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp): out = m(x)
-        tot += F.cross_entropy(out.float(), y, reduction='sum'); correct += (out.argmax(1) == y).sum(); n += len(y)
-    m.train(was)
-    return dict(loss=tot.item() / n, acc=correct.item() / n)
+    logits, y = self.predict(split, model), getattr(self.data, split).y.to(self.device)
+    return dict(loss=F.cross_entropy(logits.double(), y).item(), acc=(logits.argmax(1) == y).sum().item() / len(y))
 
 # %% ../nbs/05_train.ipynb #31c61b3e
 TICKET_FORMAT, CHECKPOINT_FORMAT = 'freetickets_nb.ticket/1', 'freetickets_nb.checkpoint/1'
@@ -274,7 +336,7 @@ def history_df(self:Trainer)->pd.DataFrame:
 @patch
 def final_metrics(self:Trainer)->dict:
     "Validation and test metrics of the best-validation ticket and of the last epoch"
-    best = self.best_state if self.best_state is not None else (load_ticket(self.folder/'ticket.pt')['model'] if self.folder else None)
+    best = self.best_state if self.best_state is not None else (load_ticket(self.run_folder/'ticket.pt')['model'] if self.run_folder else None)
     last = {f'last_{s}_{k}': v for s in ('val', 'test') for k, v in self.evaluate(s).items()}
     if best is None: return last
     cur = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -318,15 +380,28 @@ def load_checkpoint(self:Trainer, path):
 # %% ../nbs/05_train.ipynb #403a6ac9
 def method_name(cfg:TrainConfig)->str: return 'dense' if not cfg.sparse else 'static' if cfg.static else 'dst'
 
-def train(cfg:TrainConfig, out='runs', device=None, data_root=None, progress:bool|None=None, verbose:bool=True)->Trainer:
+def train(cfg:TrainConfig, out='runs', device=None, data_root=None, progress:bool|None=None, verbose:bool=True,
+          ddp:bool|None=None, # data-parallel over torchrun's processes (None: when launched by torchrun, i.e. `RANK` is set)
+          backend:str|None=None, # process-group backend, 'nccl' or 'gloo' (None: nccl on CUDA, gloo on CPU)
+          check_masks:bool=True, # under DDP: compare mask checksums across ranks at the start and at every topology update
+         )->Trainer:
     "Train `cfg` in `out/<method>/<hash8>`, resuming from its checkpoint; returns the finished `Trainer`"
-    folder = run_dir(out, method_name(cfg), cfg)
-    tr = Trainer(cfg, folder, device=device, data_root=data_root, progress=progress, verbose=verbose)
-    if verbose and tr.epoch: print(f"run {method_name(cfg)}/{folder.name} " + ("is complete" if tr.epoch >= cfg.epochs else f"resumes after epoch {tr.epoch}"))
+    folder, ddp = run_dir(out, method_name(cfg), cfg), 'RANK' in os.environ if ddp is None else ddp
+    owns = ddp and not is_dist()
+    env = setup_dist(backend, device) if ddp else None
+    tr = Trainer(cfg, folder, device=env.device if ddp else device, data_root=data_root, progress=progress, verbose=verbose, ddp=ddp, check_masks=check_masks)
+    say = verbose and tr.is_main
+    if say and ddp: print(f"data-parallel on {tr.world} ranks ({env.backend}, {env.device.type}): global batch {cfg.batch_size} = {tr.world} × {cfg.batch_size // tr.world}")
+    if say and tr.epoch: print(f"run {method_name(cfg)}/{folder.name} " + ("is complete" if tr.epoch >= cfg.epochs else f"resumes after epoch {tr.epoch}"))
     tr.fit()
-    if verbose:
+    if say and ddp and tr.sparse:
+        k = len(tr.mask_syncs) - 1
+        print(f"masks {'in sync' if check_masks else 'broadcast'} on {tr.world} ranks at the start{f' and after {k} topology updates' if k else ''}"
+              f"{' (checksums compared)' if check_masks else ''}: {tr.sparse.checksum()}")
+    if say:
         m = tr.metrics
         print(f"run {method_name(cfg)}/{folder.name}: best val acc {m['val_acc']:.4f} (epoch {m['best_epoch']}), test acc {m['test_acc']:.4f}")
+    if owns: tr.release_ddp(); cleanup_dist()
     return tr
 
 TINY = dict(dataset='digits', model='mlp', epochs=3, batch_size=32, lr_schedule='constant', update_frequency=10)
@@ -367,6 +442,8 @@ def main(dataset:str='digits', # dataset: digits, fashion-mnist, mnist, cifar10,
          device:str=None, # cpu, cuda or cuda:N (default: cuda when available)
          tiny:bool=False, # seconds-long smoke run: sparse MLP on digits, 3 epochs, ΔT = 10
          progress:bool=False, # show progress bars
+         backend:str=None, # under torchrun: process-group backend nccl or gloo (default: nccl on CUDA, gloo on CPU)
+         check_masks:bool_arg=True, # under torchrun: compare mask checksums across ranks at the start and at every topology update
         ):
     "Train one dense or sparse network; write its checkpoint, best-validation ticket, history and metrics"
     args = dict(locals())
@@ -374,4 +451,4 @@ def main(dataset:str='digits', # dataset: digits, fashion-mnist, mnist, cifar10,
     except ValueError: raise ConfigError(f"milestones must be comma-separated epoch numbers, got {milestones!r}") from None
     kw = {f.name: args[f.name] for f in fields(TrainConfig) if f.name != 'milestones'}
     cfg = TrainConfig(**{**kw, 'milestones': ms, **(TINY if tiny else {})})
-    train(cfg, out, device=device, data_root=data_root, progress=progress)
+    train(cfg, out, device=device, data_root=data_root, progress=progress, backend=backend, check_masks=check_masks)

@@ -1,8 +1,10 @@
-"Two-process gloo checks of the distributed adapter (real collectives, CPU)."
-import os, socket, tempfile
+"Two-process gloo checks of the distributed adapter and of data-parallel training (real collectives, CPU)."
+import dataclasses, gc, json, os, re, socket, subprocess, sys, tempfile
+from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
+from conftest import BIN
 
 
 def _free_port():
@@ -12,13 +14,14 @@ def _free_port():
 
 def _worker(rank, world, port, fn_name, out):
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR='127.0.0.1',
-                      MASTER_PORT=str(port), FREETICKETS_DEVICE='cpu', OMP_NUM_THREADS='1')
+                      MASTER_PORT=str(port), FREETICKETS_DEVICE='cpu', OMP_NUM_THREADS='1', FT_TEST_OUT=out)
     torch.set_num_threads(1)
     from freetickets_nb import distributed as D
     env = D.setup_dist()
     try: res = globals()[fn_name](env, D)
     except Exception as e: res = f'{type(e).__name__}: {e}'
     torch.save(res, f'{out}/rank{rank}.pt')
+    gc.collect()
     D.cleanup_dist()
 
 
@@ -81,3 +84,131 @@ def test_bn_stats_are_averaged():
     (m0, v0), (m1, v1) = run_ranks('_bn')
     assert torch.allclose(m0, torch.full((3,), 0.5)) and torch.equal(m0, m1)
     assert torch.allclose(v0, torch.full((3,), 3.0)) and torch.equal(v0, v1)
+
+
+# --- data-parallel training: one 2-rank job, checked by several tests --------------------------------
+
+CFGS = dict(dense=dict(density=1.0), dst=dict(density=0.2, update_frequency=3))
+
+
+def _tiny_data():
+    "249 training samples (a last batch of 25, split 13/12 over 2 ranks) and 101 test samples (51/50)"
+    from freetickets_nb.data import get_dataset
+    d = get_dataset('digits')
+    return dataclasses.replace(d, train=d.train.take(249), test=d.test.take(101))
+
+
+def _cfg(**kw):
+    from freetickets_nb.train import TrainConfig
+    return TrainConfig(**{**dict(epochs=2, batch_size=32, lr=0.05, lr_schedule='constant'), **kw})
+
+
+def _fit(data, cfg, **kw):
+    "Train, recording each rank's own mask checksum at init and before every sync (i.e. before rank 0's masks are broadcast)"
+    from freetickets_nb.train import Trainer
+    tr = Trainer(cfg, device='cpu', data=data, **kw)
+    seen = [tr.sparse.checksum()] if tr.sparse else []
+    if tr.sparse:
+        sync = tr.sparse.broadcast
+        tr.sparse.broadcast = lambda m: (seen.append(m.checksum()), sync(m))
+    tr.fit()
+    return dict(state={k: v.clone() for k, v in tr.model.state_dict().items()}, masks=seen, syncs=list(tr.mask_syncs),
+                history=tr.history_df(), metrics=tr.metrics, pred=tr.predict('test'), val=tr.evaluate('val'))
+
+
+class _Crash:
+    def before_epoch(self, t):
+        if t.epoch == 1: raise KeyboardInterrupt
+
+
+def _data_parallel(env, D):
+    from freetickets_nb.train import Trainer
+    data, res = _tiny_data(), {}
+    for name, kw in CFGS.items(): res[name] = _fit(data, _cfg(**kw), ddp=True)
+    if env.rank == 0:
+        for name, kw in CFGS.items(): res[f'{name}_single'] = _fit(data, _cfg(**kw))
+    folder = Path(os.environ['FT_TEST_OUT'])/'run'
+    try: Trainer(_cfg(**CFGS['dst']), folder, device='cpu', data=data, ddp=True, callbacks=[_Crash()]).fit()
+    except KeyboardInterrupt: pass
+    tr = Trainer(_cfg(**CFGS['dst']), folder, device='cpu', data=data, ddp=True)
+    res['resumed_at'], res['folder_is_none'] = tr.epoch, tr.folder is None
+    tr.fit()
+    res['resumed'] = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    res['files'] = sorted(p.name for p in folder.iterdir())
+    try: Trainer(_cfg(batch_size=33), device='cpu', data=data, ddp=True)
+    except Exception as e: res['batch_error'] = f'{type(e).__name__}: {e}'
+    tr = Trainer(_cfg(**CFGS['dst'], growth='random'), device='cpu', data=data, ddp=True)
+    if env.rank == 1: tr.sparse.growth_gen.manual_seed(12345)
+    try: tr.fit()
+    except D.MaskSyncError as e: res['desync'] = str(e)
+    return res
+
+
+@pytest.fixture(scope='module')
+def dp():
+    return run_ranks('_data_parallel')
+
+
+def _close(a, b, atol=1e-5): return max((a[k] - b[k]).abs().max().item() for k in a) <= atol
+
+
+@pytest.mark.parametrize('name', list(CFGS))
+def test_two_ranks_match_one_process_with_the_same_global_batch(dp, name):
+    r0, r1 = dp[0][name], dp[1][name]
+    single = dp[0][f'{name}_single']
+    for k in r0['state']: assert torch.equal(r0['state'][k], r1['state'][k]), k
+    assert _close(r0['state'], single['state']), name
+    assert r0['metrics']['steps'] == single['metrics']['steps'] == 16
+    assert abs(r0['history'].train_loss - single['history'].train_loss).max() < 1e-5
+    assert r0['history'].val_acc.tolist() == single['history'].val_acc.tolist()
+
+
+def test_masks_identical_on_both_ranks_after_init_and_every_update(dp):
+    r0, r1, single = dp[0]['dst'], dp[1]['dst'], dp[0]['dst_single']
+    assert r0['syncs'] == r1['syncs'] == [0, 3, 6, 9, 12, 15]
+    assert len(r0['masks']) == 6 and r0['masks'] == r1['masks'] == single['masks']
+    assert len(set(r0['masks'])) == 6
+
+
+def test_distributed_evaluation_gathers_exactly_n_predictions(dp):
+    single = dp[0]['dst_single']
+    for r in (0, 1):
+        pred = dp[r]['dst']['pred']
+        assert pred.shape == (101, 10)
+        assert torch.allclose(pred, single['pred'], atol=1e-5)
+        assert torch.equal(pred.argmax(1), single['pred'].argmax(1))
+        assert dp[r]['dst']['val']['acc'] == single['val']['acc']
+
+
+def test_resume_under_ddp_is_exact_and_only_rank0_writes(dp):
+    assert dp[0]['resumed_at'] == dp[1]['resumed_at'] == 1
+    assert (dp[0]['folder_is_none'], dp[1]['folder_is_none']) == (False, True)
+    assert dp[0]['files'] == ['checkpoint.pt', 'config.json', 'history.csv', 'metrics.json', 'ticket.pt']
+    for k, v in dp[0]['dst']['state'].items(): assert torch.equal(dp[0]['resumed'][k], v), k
+
+
+def test_global_batch_must_divide_and_desync_stops_training(dp):
+    for r in dp: assert r['batch_error'].startswith('ConfigError: batch_size 33 is the global batch') and 'use 32' in r['batch_error']
+    for r in dp: assert 'masks differ across ranks at step 3 ' in r['desync']
+
+
+def test_torchrun_tiny_run(tmp_path):
+    launcher = [str(BIN/'torchrun')] if (BIN/'torchrun').exists() else [sys.executable, '-m', 'torch.distributed.run']
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'FREETICKETS_DEVICE': 'cpu'}
+    r = subprocess.run([*launcher, '--standalone', '--nproc_per_node', '2', '-m', 'freetickets_nb.train', '--tiny', '--out', str(tmp_path)],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run, = tmp_path.glob('dst/*')
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*')) == ['dst', f'dst/{run.name}'] + [
+        f'dst/{run.name}/{f}' for f in ('checkpoint.pt', 'config.json', 'history.csv', 'metrics.json', 'ticket.pt')]
+    metrics = json.loads((run/'metrics.json').read_text())
+    assert metrics['epochs'] == 3 and 0.8 < metrics['test_acc'] <= 1
+    out = r.stdout
+    assert 'data-parallel on 2 ranks (gloo, cpu): global batch 32 = 2 × 16' in out
+    assert out.count('run dst/') == 1 and out.count('epoch 1 ') == 1, out
+    m = re.search(r'masks in sync on 2 ranks at the start and after (\d+) topology updates \(checksums compared\): ([0-9a-f]{16})', out)
+    assert m and int(m[1]) == metrics['steps'] // 10, out
+    from freetickets_nb.masks import Masks
+    ck = torch.load(run/'checkpoint.pt', weights_only=True)
+    assert Masks.from_state_dict(ck['sparse']['masks']).checksum() == m[2]
+    assert 'Traceback' not in r.stderr
