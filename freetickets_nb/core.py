@@ -141,12 +141,17 @@ def ensure_dir(path)->Path:
     except OSError as e: raise OutputError(f"cannot write to output folder {str(p)!r} ({e.strerror}): choose another with --out") from None
     return p
 
+def _umask()->int:
+    m = os.umask(0); os.umask(m)
+    return m
+
 def atomic_write(path, data:bytes|str|Callable)->Path:
     "Write `data` (bytes, text, or a function writing to a binary file object) to `path` atomically"
     path = Path(path)
     ensure_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
+        os.chmod(tmp, 0o666 & ~_umask()) # mkstemp creates 0600; results should get the usual permissions
         with os.fdopen(fd, 'wb') as f:
             if callable(data): data(f)
             else: f.write(data.encode() if isinstance(data, str) else data)
