@@ -115,7 +115,7 @@ def train_member(cfg:TrainConfig, out, kind:str|None=None, data=None, device=Non
     if not _done(folder): Trainer(cfg, folder, device=device, data=data, progress=progress, verbose=verbose, **kw).fit()
     return folder
 
-# %% ../nbs/07_ensembles.ipynb #eafb11f6
+# %% ../nbs/07_ensembles.ipynb #57c54127
 class EDSTCallback:
     "EDST phases inside a `Trainer`: per-phase best-validation tickets and global exploration between phases"
     def __init__(self, schedule:pd.DataFrame, ens:EnsembleConfig):
@@ -148,12 +148,12 @@ def train_edst(base:TrainConfig, ens:EnsembleConfig, out, data=None, device=None
     paths = [folder/f'ticket_{i}.pt' for i in range(1, ens.members + 1)]
     if _done(folder) and all(p.exists() for p in paths): return paths
     cb = EDSTCallback(edst_schedule(E, t_ex, ens.members, cfg.lr), ens)
-    tr = Trainer(cfg, folder, device=device, data=data, lr_fn=cb.lr, callbacks=[cb, *callbacks], progress=progress, verbose=verbose)
+    tr = Trainer(cfg, folder, device=device, data=data, lr_fn=cb.lr, callbacks=[cb, *callbacks], progress=progress, verbose=verbose, desc='edst-ensemble')
     tr.fit()
     if tr.folder is not None: save_json(cb.explorations, folder/'explorations.json') # rank 0 only under DDP
     return paths
 
-# %% ../nbs/07_ensembles.ipynb #82c6e465
+# %% ../nbs/07_ensembles.ipynb #4fc237d6
 def _pf_trainer(parent:Path, cfg:TrainConfig, folder:Path, data=None, device=None, **kw)->Trainer:
     model, _ = ticket_model(parent, device='cpu')
     masks = magnitude_masks(model, cfg.density, scope='global')
@@ -175,7 +175,8 @@ def train_pf(base:TrainConfig, ens:EnsembleConfig, out, data=None, device=None, 
     paths = []
     for cfg in pf_configs(base, ens):
         folder = _pf_dir(out, cfg, base, ens)
-        if not _done(folder): _pf_trainer(parent/'ticket.pt', cfg, folder, data=data, device=device, progress=progress, verbose=verbose).fit()
+        if not _done(folder): _pf_trainer(parent/'ticket.pt', cfg, folder, data=data, device=device, progress=progress, verbose=verbose,
+                                          desc=f'pf-ensemble {len(paths) + 1}/{ens.members}').fit()
         paths.append(folder/'ticket.pt')
     return paths
 
@@ -223,7 +224,7 @@ def load_members(manifest, device=None)->list:
         out.append((model.eval(), masks))
     return out
 
-# %% ../nbs/07_ensembles.ipynb #55d68782
+# %% ../nbs/07_ensembles.ipynb #857af0c4
 @dataclass
 class EnsembleRun:
     "What `train_ensemble` produced: the member tickets and the training cost"
@@ -252,7 +253,8 @@ def train_ensemble(method:str, base:TrainConfig, ens:EnsembleConfig, out, data=N
     cfgs, cbs = member_configs(method, base, ens), (lambda: tuple(callbacks(method)) if callbacks else ())
     if method == 'edst-ensemble': tickets = train_edst(base, ens, out, data, device, progress, verbose, callbacks=cbs())
     elif method == 'pf-ensemble': tickets = train_pf(base, ens, out, data, device, progress, verbose)
-    else: tickets = [train_member(c, out, data=data, device=device, progress=progress, verbose=verbose, callbacks=cbs())/'ticket.pt' for c in cfgs]
+    else: tickets = [train_member(c, out, data=data, device=device, progress=progress, verbose=verbose, callbacks=cbs(), desc=f'{method} {i + 1}/{len(cfgs)}')/'ticket.pt'
+                     for i, c in enumerate(cfgs)]
     fl = [_ticket_flops(p, data) for p in tickets]
     f_d, f_s, n = fl[0][0], [f for _, f in fl], len(data.train)
     if method == 'edst-ensemble':

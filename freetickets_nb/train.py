@@ -135,11 +135,12 @@ class Trainer:
                  callbacks:tuple=(), # objects with optional before_epoch / after_epoch / state_dict / load_state_dict
                  progress:bool|None=None, # tqdm progress bars (None: when stderr is a terminal)
                  verbose:bool=False, # print one line per epoch
+                 desc:str='', # label of the progress bar, e.g. 'dst-ensemble 2/3'
                  data_root=None, # dataset folder for `get_dataset`
                  resume:bool=True, # continue from `folder/checkpoint.pt` when it exists
                  ddp:bool=False, # data-parallel over the process group: global batch shared by the ranks, DDP gradients, synced masks, rank 0 writes
                  check_masks:bool=True): # with `ddp`: compare mask checksums across ranks at the start and at every topology update
-        self.cfg, self.device, self.lr_fn, self.callbacks = cfg, get_device(device), lr_fn, list(callbacks)
+        self.cfg, self.device, self.lr_fn, self.callbacks, self.desc = cfg, get_device(device), lr_fn, list(callbacks), desc
         self.ddp, self.check_masks, self.rank, self.world = ddp, check_masks, get_rank() if ddp else 0, get_world_size() if ddp else 1
         if ddp and not is_dist(): raise ConfigError("ddp=True needs a process group: launch with torchrun (or call distributed.setup_dist first)")
         if cfg.batch_size % self.world: raise ConfigError(f"batch_size {cfg.batch_size} is the global batch and must be divisible by the {self.world} ranks "
@@ -229,7 +230,7 @@ def train_epoch(self:Trainer)->dict:
     from tqdm import tqdm
     self.model.train()
     tot, correct, n = torch.zeros((), device=self.device), torch.zeros((), device=self.device, dtype=torch.long), 0
-    batches = tqdm(self._batches(), total=self.steps_per_epoch, leave=False, disable=not self.progress, desc=f'epoch {self.epoch + 1}')
+    batches = tqdm(self._batches(), total=self.steps_per_epoch, leave=False, disable=not self.progress, desc=f'{self.desc + " · " if self.desc else ""}epoch {self.epoch + 1}/{self.cfg.epochs}')
     for i, (x, y, w) in enumerate(batches):
         for g in self.opt.param_groups: g['lr'] = self.lr()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
