@@ -315,9 +315,12 @@ def plot_plane(df:pd.DataFrame, # a `plane` table
         log = m.endswith('_loss')
         lv = np.geomspace(z.values.min(), z.values.max(), levels) if log else levels
         cs = ax.contourf(z.columns, z.index, z.values, levels=lv, cmap='viridis', norm=LogNorm() if log else None)
-        fig.colorbar(cs, ax=ax, shrink=0.8, format='%.2g')
+        fig.colorbar(cs, ax=ax, shrink=0.8, format='%.4g') # neighbouring levels can differ in the third digit
         ax.scatter(t.a, t.b, marker='*', s=120, c='white', edgecolors='k', zorder=3)
-        for _, r in t.iterrows(): ax.annotate(r.ticket, (r.a, r.b), xytext=(4, 4), textcoords='offset points', color='white', weight='bold')
+        for _, r in t.iterrows(): # labels point into the plot, so none is cut at the border
+            right = r.a > (g.a.min() + g.a.max()) / 2
+            ax.annotate(r.ticket, (r.a, r.b), xytext=(-4 if right else 4, 4), textcoords='offset points', ha='right' if right else 'left',
+                        color='white', weight='bold', fontsize=8)
         ax.set_title(m + (' (log scale)' if log else '')); ax.set_xlabel('a'); ax.set_ylabel('b'); ax.set_aspect('equal')
     fig.tight_layout()
     return fig
