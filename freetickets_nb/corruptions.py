@@ -292,7 +292,7 @@ def corruption_eval(model_or_members, # one model or a list of members
                     n:int|None=None, # first n test images per cell (default: all)
                     seed:int=0, # seed of the generated corruptions
                     root=None, # folder of released CIFAR-C `.npy` files (None: generate on the fly)
-                    n_bins:int=15, variant:str='standard', batch_size:int=256, device=None, vectorize:bool=True)->pd.DataFrame:
+                    n_bins:int=15, variant:str='standard', batch_size:int=256, device=None, vectorize:bool|None=None)->pd.DataFrame:
     "Per-cell `corruption, severity, n, acc, nll, ece` of the ensemble on corrupted test sets (`attrs`: pooled metrics, source)"
     names = list(corruptions) if corruptions is not None else (released_corruptions(root) if root else [c for c in SEVERITIES if bundle.in_channels == 3 or c != 'saturate'])
     for c in names if root is None else []:

@@ -98,7 +98,7 @@ def predict(model_or_members, # one model or a list of M member models
             data, # a `TensorSplit`, an `(x, y)` pair of float tensors, or an iterable of `(x, y)` batches
             batch_size:int=256, # batch size for `TensorSplit` and tensor-pair inputs
             device=None, # evaluation device, members are moved there (default: the device of the first member's parameters)
-            vectorize:bool=True, # one `vmap` pass over members of one architecture (False: a loop over members)
+            vectorize:bool|None=None, # one `vmap` pass over members of one architecture (False: a loop; None: vmap on CUDA only)
             mean:Sequence|None=None, std:Sequence|None=None, # normalisation of a uint8 `TensorSplit`
             meta:dict|None=None, # extra metadata stored with the predictions
            )->Predictions:
@@ -107,6 +107,7 @@ def predict(model_or_members, # one model or a list of M member models
     dev = get_device(device) if device is not None else next(ms[0].parameters()).device
     modes = [m.training for m in ms]
     for m in ms: m.to(dev).eval()
+    if vectorize is None: vectorize = dev.type == 'cuda'
     stacked = stack_states([m.state_dict() for m in ms]) if vectorize and len(ms) > 1 and same_architecture(ms) else None
     outs, ys = [], []
     try:
@@ -362,7 +363,7 @@ def ood_eval(model_or_members, # one model or a list of members
              names:Sequence|None=None, # OoD sets (default: all of `ood_sets`)
              scores:Sequence=('msp', 'entropy', 'mutual_info'),
              n:int|None=None, # at most this many images per OoD set
-             seed:int=0, root=None, batch_size:int=256, device=None, vectorize:bool=True)->pd.DataFrame:
+             seed:int=0, root=None, batch_size:int=256, device=None, vectorize:bool|None=None)->pd.DataFrame:
     "OoD detection table of the members on `ood_sets(bundle)`, inputs normalised with the in-distribution statistics"
     kw = dict(batch_size=batch_size, device=device, vectorize=vectorize, mean=bundle.mean, std=bundle.std)
     sets = ood_sets(bundle, names, seed, n, root)
