@@ -153,17 +153,11 @@ def train_edst(base:TrainConfig, ens:EnsembleConfig, out, data=None, device=None
     if tr.folder is not None: save_json(cb.explorations, folder/'explorations.json') # rank 0 only under DDP
     return paths
 
-# %% ../nbs/07_ensembles.ipynb #4fc237d6
+# %% ../nbs/07_ensembles.ipynb #d02b5d16
 def _pf_trainer(parent:Path, cfg:TrainConfig, folder:Path, data=None, device=None, **kw)->Trainer:
+    "A fixed-mask `Trainer` starting from the parent's weights pruned to `cfg.density` by global magnitude"
     model, _ = ticket_model(parent, device='cpu')
-    masks = magnitude_masks(model, cfg.density, scope='global')
-    tr = Trainer(cfg, folder, device=device, data=data, model=model, **kw)
-    if tr.epoch == 0: # fresh run: start from the parent's pruned weights and its magnitude masks
-        sp = tr.sparse
-        for k, m in sp.masks.items(): m.copy_(masks[k].to(m.device))
-        sp.targets = {k: c / sp.masks[k].numel() for k, c in sp.masks.counts().items()}
-        sp.ever_active = sp.masks.clone(); sp._refresh()
-    return tr
+    return Trainer(cfg, folder, device=device, data=data, model=model, masks=magnitude_masks(model, cfg.density, scope='global'), **kw)
 
 def _pf_dir(out, cfg:TrainConfig, base:TrainConfig, ens:EnsembleConfig)->Path:
     parent = member_configs('pf-ensemble', base, ens)[0]

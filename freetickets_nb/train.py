@@ -131,6 +131,7 @@ class Trainer:
     "One training run: data, model, SGD, LR schedule, sparsity controller, checkpoints and tickets"
     def __init__(self, cfg:TrainConfig, folder=None, # the run folder for checkpoint, ticket and history (None: nothing written)
                  device=None, data=None, model:nn.Module|None=None, # defaults: `get_device()`, `get_dataset(cfg.dataset)`, `build_model`
+                 masks:Masks|None=None, # start from these masks (e.g. a pruned parent's) instead of drawing ERK masks
                  lr_fn:Callable|None=None, # epoch (0-based) → learning rate, replacing the configured schedule
                  callbacks:tuple=(), # objects with optional before_epoch / after_epoch / state_dict / load_state_dict
                  progress:bool|None=None, # tqdm progress bars (None: when stderr is a terminal)
@@ -163,8 +164,9 @@ class Trainer:
         self.val_dl, self.test_dl = (ev.loader(s, ebs, self.device, channels_last=cl) for s in ('val', 'test'))
         self.steps_per_epoch = len(self.train_dl) - int(0 < len(self.data.train) % cfg.batch_size < self.world)
         self.opt = build_optimizer(self.model, cfg)
+        if masks is not None and not cfg.sparse: raise ConfigError("masks were given for a dense config: set density < 1 or static=True")
         self.sparse = SparseController(self.model, cfg.dst_config(), self.opt, mask_generator=self.gens.masks, growth_generator=self.gens.growth,
-                                       total_steps=cfg.epochs * self.steps_per_epoch) if cfg.sparse else None
+                                       total_steps=cfg.epochs * self.steps_per_epoch, masks=masks) if cfg.sparse else None
         self.epoch, self.it, self.history, self.timings, self.metrics, self.mask_syncs = 0, 0, [], [], {}, []
         self.best, self.best_state = dict(epoch=0, val_acc=-1.0, val_loss=math.inf), None
         if resume and self.run_folder is not None and (self.run_folder/'checkpoint.pt').exists(): self.load_checkpoint(self.run_folder/'checkpoint.pt')
