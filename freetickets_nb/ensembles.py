@@ -115,30 +115,33 @@ def train_member(cfg:TrainConfig, out, kind:str|None=None, data=None, device=Non
     if not _done(folder): Trainer(cfg, folder, device=device, data=data, progress=progress, verbose=verbose, **kw).fit()
     return folder
 
-# %% ../nbs/07_ensembles.ipynb #57c54127
+# %% ../nbs/07_ensembles.ipynb #98d35768
 class EDSTCallback:
     "EDST phases inside a `Trainer`: per-phase best-validation tickets and global exploration between phases"
     def __init__(self, schedule:pd.DataFrame, ens:EnsembleConfig):
         self.schedule, self.ens = schedule.set_index('epoch'), ens
-        self.best, self.explorations = -1.0, []
+        self.best, self.saved, self.explorations = -1.0, [], []
     def lr(self, epoch:int)->float: return float(self.schedule.lr[epoch + 1]) # Trainer passes the 0-based epoch
+    def _save(self, tr:Trainer, row:dict, phase:int):
+        if phase not in self.saved: self.saved.append(phase)
+        if tr.folder is not None:
+            atomic_save(tr.ticket(dict(phase=phase, epoch=tr.epoch, val_acc=row['val_acc'], val_loss=row['val_loss'])), tr.folder/f'ticket_{phase}.pt')
     def after_epoch(self, tr:Trainer, row:dict):
         s = self.schedule.loc[tr.epoch]
-        row['phase'] = int(s.phase)
-        if s.phase > 0 and row['val_acc'] > self.best:
+        phase = row['phase'] = int(s.phase)
+        # the tracker runs through the exploration only without the reset (reference), so ticket 1 must then beat it
+        if (phase > 0 or not self.ens.reset_best_after_exploration) and row['val_acc'] > self.best:
             self.best = row['val_acc']
-            if tr.folder is not None: atomic_save(tr.ticket(dict(phase=int(s.phase), epoch=tr.epoch, val_acc=row['val_acc'], val_loss=row['val_loss'])),
-                                                  tr.folder/f'ticket_{int(s.phase)}.pt')
-        if s.phase == 0 and tr.epoch == self.schedule.index[self.schedule.phase == 0].max() and self.ens.reset_best_after_exploration:
-            self.best = -1.0
+            if phase > 0: self._save(tr, row, phase)
+        if s.ticket and phase not in self.saved: self._save(tr, row, phase) # never beaten: the phase's last epoch is its ticket
         if 'explore' in s.event:
             x, y = next(iter(tr.data.loader('train', tr.cfg.batch_size, tr.device, augment=False,
-                                             generator=make_generator(tr.cfg.seed, 'explore', int(s.phase)))))
+                                             generator=make_generator(tr.cfg.seed, 'explore', phase))))
             st = tr.sparse.explore(self.ens.explore_rate, self.ens.explore_growth or None, batch=(x, y))
             self.explorations.append(dict(after_epoch=tr.epoch, **st))
             self.best = -1.0
-    def state_dict(self): return dict(best=self.best, explorations=list(self.explorations))
-    def load_state_dict(self, sd): self.best, self.explorations = sd['best'], list(sd['explorations'])
+    def state_dict(self): return dict(best=self.best, saved=list(self.saved), explorations=list(self.explorations))
+    def load_state_dict(self, sd): self.best, self.saved, self.explorations = sd['best'], list(sd.get('saved', ())), list(sd['explorations'])
 
 def train_edst(base:TrainConfig, ens:EnsembleConfig, out, data=None, device=None, progress=None, verbose=False, callbacks:tuple=())->list:
     "Train the EDST run (or resume it); returns the M ticket paths, one per refinement phase"
