@@ -44,7 +44,7 @@ def edst_schedule(epochs:int=450, # total epochs E of the EDST run
                          event=('ticket' if end else '') + (' + explore' if end and phase < members else '')))
     return pd.DataFrame(rows)
 
-# %% ../nbs/07_ensembles.ipynb #1be39026
+# %% ../nbs/07_ensembles.ipynb #8ea05426
 METHODS = ('dense', 'dense-ensemble', 'static-ensemble', 'dst-ensemble', 'edst-ensemble', 'pf-ensemble')
 
 @dataclass(frozen=True)
@@ -65,6 +65,9 @@ class EnsembleConfig(Config):
         if not 0 < self.explore_rate <= 1: raise ConfigError(f"explore_rate (q) must be in (0, 1], got {self.explore_rate}")
         if self.explore_growth not in ('', 'gradient', 'random', 'momentum'):
             raise ConfigError(f"explore_growth must be gradient, random or momentum, got {self.explore_growth!r}")
+        if self.explore_growth == 'momentum': # the run masks momentum unless its own growth is momentum: inactive positions would all score 0
+            raise ConfigError("explore_growth 'momentum' needs the dense momentum that only growth 'momentum' keeps: set --growth momentum and leave "
+                              "--explore-growth empty, or use gradient / random")
         if self.edst_epochs < 0 or self.edst_explore_epochs < 0 or self.pf_epochs < 0: raise ConfigError("epoch counts must be non-negative")
         if not self.pf_lr > 0: raise ConfigError(f"pf_lr must be positive, got {self.pf_lr}")
 
@@ -263,7 +266,7 @@ def train_ensemble(method:str, base:TrainConfig, ens:EnsembleConfig, out, data=N
     else: tf = sum(run_train_flops(c, f_d, f, n) for c, f in zip(cfgs, f_s))
     return EnsembleRun(method, tickets, tf, f_d, f_s)
 
-# %% ../nbs/07_ensembles.ipynb #a31eadce
+# %% ../nbs/07_ensembles.ipynb #c5f76232
 @dataclass
 class Job:
     "One independent training job of a study: a name, what to run, and how to tell it is finished"
@@ -279,7 +282,7 @@ def training_jobs(methods, base:TrainConfig, ens:EnsembleConfig, out, data=None,
         if method == 'edst-ensemble':
             cfg = member_configs(method, base, ens)[0]
             folder = member_dir(out, 'edst', cfg, ens.replace(pf_epochs=0, pf_lr=0.01))
-            jobs.setdefault(str(folder), Job(str(folder), partial(lambda: train_edst(base, ens, out, data, device, progress, callbacks=cbs(method))),
+            jobs.setdefault(str(folder), Job(str(folder), partial(lambda m: train_edst(base, ens, out, data, device, progress, callbacks=cbs(m)), method),
                                              partial(lambda f, m: _done(f) and all((f/f'ticket_{i}.pt').exists() for i in range(1, m + 1)), folder, ens.members)))
             continue
         for c in member_configs(method, base, ens):

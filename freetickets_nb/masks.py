@@ -102,7 +102,12 @@ def er_densities(model, density:float, **kwargs)->dict:
     "ER densities ε·Σdims/Πdims with closed-form ε (SET), clipped at 1"
     density, shapes = check_density(density), _shapes(model)
     eps = density * sum(math.prod(s) for s in shapes.values()) / sum(sum(s) for s in shapes.values())
-    return {n: min(1.0, eps * sum(s) / math.prod(s)) for n, s in shapes.items()}
+    out = {n: min(1.0, eps * sum(s) / math.prod(s)) for n, s in shapes.items()}
+    kept = sum(d * math.prod(shapes[n]) for n, d in out.items()) / sum(math.prod(s) for s in shapes.values())
+    if kept < density - 1e-9: # ER (SET, ImageNet reference) has no redistribution: say so instead of training at another density
+        warnings.warn(f"ER densities saturate ({', '.join(n for n, d in out.items() if d >= 1)} clipped at 1): the global density is {kept:.4f}, "
+                      f"not {density}; use distribution 'erk', which redistributes what saturated layers cannot take", stacklevel=2)
+    return out
 
 # %% ../nbs/03_masks.ipynb #7ba41e94
 @distributions.register('erk')

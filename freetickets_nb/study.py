@@ -138,23 +138,26 @@ def recorders(cfg:StudyConfig, data)->Callable:
     every = max(1, cfg.epochs // 10)
     return lambda method: [PredictionRecorder(every=every, n=min(500, len(data.test)), seed=cfg.seed)] if method in TRAJECTORY_METHODS else []
 
-# %% ../nbs/16_study.ipynb #84aef667
+# %% ../nbs/16_study.ipynb #5d4c60e7
 EVAL_VERSION = 1
 
-def _eval_key(man:dict, cfg:StudyConfig)->str:
+def _eval_key(man:dict, cfg:StudyConfig, corruption_root=None)->str:
     mem = [(Path(m['ticket']).parent.name, Path(m['ticket']).name, m['epoch']) for m in man['members']]
-    key = json.dumps(dict(v=EVAL_VERSION, members=mem, corruption_n=cfg.corruption_n, ood_n=cfg.ood_n, seed=cfg.seed), sort_keys=True)
+    key = json.dumps(dict(v=EVAL_VERSION, members=mem, corruption_n=cfg.corruption_n, ood_n=cfg.ood_n, seed=cfg.seed,
+                          corruption_root=str(corruption_root) if corruption_root else None), sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 def nonzero_params(models)->int:
     "Non-zero parameters of all `models` (what a sparse ensemble stores)"
     return int(sum((p != 0).sum().item() for m in models for p in m.parameters()))
 
-def evaluate_ensemble(manifest, data, cfg:StudyConfig|None=None, device=None, cache:bool=True)->tuple:
+def evaluate_ensemble(manifest, data, cfg:StudyConfig|None=None, device=None, cache:bool=True,
+                      corruption_root=None, # folder of the released CIFAR-10-C / CIFAR-100-C `.npy` files (None: generated corruptions)
+                     )->tuple:
     "`(row, preds)`: every metric of the ensemble in `manifest` (path) on `data`, and its test predictions"
     path = Path(manifest)
     man, cfg = load_manifest(path), cfg or StudyConfig()
-    key, cached = _eval_key(man, cfg), path.parent/'eval.json'
+    key, cached = _eval_key(man, cfg, corruption_root), path.parent/'eval.json'
     if cache and cached.exists() and (path.parent/'preds_test.pt').exists():
         ev = load_json(cached)
         if ev.get('key') == key: return ev['row'], Predictions.load(path.parent/'preds_test.pt')
@@ -169,9 +172,9 @@ def evaluate_ensemble(manifest, data, cfg:StudyConfig|None=None, device=None, ca
     ood = ood_eval(models, data, scores=('entropy',), n=cfg.ood_n or None, seed=cfg.seed, device=device)
     row['ood_auroc'] = float(ood.auroc.mean())
     row.update({f'ood_auroc_{o}': float(a) for o, a in zip(ood.ood, ood.auroc)})
-    ct = corruption_eval(models, data, n=cfg.corruption_n or None, seed=cfg.seed, device=device)
+    ct = corruption_eval(models, data, n=cfg.corruption_n or None, seed=cfg.seed, device=device, root=corruption_root)
     cs = corruption_summary(ct)
-    row.update(corruption_acc=float(cs.cA), corruption_nll=float(cs.cNLL), corruption_ece=float(cs.cECE))
+    row.update(corruption_acc=float(cs.cA), corruption_nll=float(cs.cNLL), corruption_ece=float(cs.cECE), corruption_source=ct.attrs['source'])
     if len(models) > 1:
         d = diversity_summary(preds.probs, preds.labels).iloc[0]
         row.update(disagreement=float(d.disagreement), kl=float(d.kl_ordered))
@@ -212,7 +215,7 @@ def _archive(out:Path):
     for name in ('report.md', 'results.csv', 'results.json', 'figures', 'study.json'):
         if (out/name).exists(): ensure_dir(dest); shutil.move(str(out/name), str(dest/name))
 
-# %% ../nbs/16_study.ipynb #f156f001
+# %% ../nbs/16_study.ipynb #b4503279
 def launch_env(device=None)->tuple:
     "`(rank, world_size, device)` of this process: torchrun's environment, or a single process"
     rank, world, local = (int(os.environ.get(k, d)) for k, d in (('RANK', 0), ('WORLD_SIZE', 1), ('LOCAL_RANK', 0)))
@@ -220,7 +223,7 @@ def launch_env(device=None)->tuple:
     if dev.type == 'cuda' and world > 1 and dev.index is None: dev = torch.device('cuda', local % torch.cuda.device_count())
     return rank, world, dev
 
-def run_study(cfg:StudyConfig, out=None, device=None, data_root=None, resume:bool=False, force:bool=False,
+def run_study(cfg:StudyConfig, out=None, device=None, data_root=None, resume:bool=False, force:bool=False, corruption_root=None,
               progress:bool|None=None, verbose:bool=True)->pd.DataFrame:
     "Train, evaluate and report every method of `cfg` in `out` (default `runs/<preset>`); returns the results table"
     rank, world, dev = launch_env(device)
@@ -255,7 +258,7 @@ def run_study(cfg:StudyConfig, out=None, device=None, data_root=None, resume:boo
             mpath = out/name/'manifest.json'
             write_manifest(mpath, name, run.tickets, ens, base, run.train_flops, dense_flops,
                            extra=dict(inference_flops_x_dense=sum(run.f_s) / run.f_d, f_d=run.f_d, f_s=run.f_s))
-            row, preds = evaluate_ensemble(mpath, data, cfg, device=dev)
+            row, preds = evaluate_ensemble(mpath, data, cfg, device=dev, corruption_root=corruption_root)
             rows.append(row); all_preds[name] = preds
             timings[name] = time.perf_counter() - t0
             log(f"[{name}] acc {row['acc']:.4f}  nll {row['nll']:.4f}  ece {row['ece']:.4f}  ({timings[name]:.1f} s)")
@@ -264,7 +267,7 @@ def run_study(cfg:StudyConfig, out=None, device=None, data_root=None, resume:boo
     write_report(out, cfg, table, all_preds, data, timings)
     return table
 
-# %% ../nbs/16_study.ipynb #fa80fa09
+# %% ../nbs/16_study.ipynb #028791d7
 def results_table(table:pd.DataFrame)->pd.DataFrame:
     "The report's table: main metrics, with member mean ± std of accuracy"
     t = table.copy()
@@ -353,7 +356,8 @@ def write_report(out:Path, cfg:StudyConfig, table:pd.DataFrame, preds:dict, data
              f"test set of {len(data.test)} images. Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.", '',
              '## Results', '', md_table(results_table(table), floatfmt='.4f'), '',
              'acc, NLL, ECE (15 bins), Brier: of the ensemble (mean of member softmax probabilities); member acc: mean ± std over members. '
-             'OoD AUROC: predictive entropy, mean over the OoD sets (`<method>/ood.csv`). corr. acc: mean accuracy over generated corruption × severity cells '
+             'OoD AUROC: predictive entropy, mean over the OoD sets (`<method>/ood.csv`). corr. acc: mean accuracy over corruption × severity cells, '
+             f"{'from the released CIFAR-C files' if (table.get('corruption_source') == 'released').all() else 'generated on the fly (CIFAR-10-C constants)'} "
              '(`<method>/corruptions.csv`). disagr., KL: mean over member pairs. FLOPs ×: relative to one dense run (training) and one dense forward pass (inference). '
              'params: non-zero parameters of all members.', '']
     lines += ['## Figures', ''] + [f"**{k}**\n\n![{k}]({v})\n" for k, v in figs.items()]
@@ -367,7 +371,7 @@ def write_report(out:Path, cfg:StudyConfig, table:pd.DataFrame, preds:dict, data
               f"torch {env['torch']}, Python {env['python']}, {env['machine']}, device {env['device']}."]
     return atomic_write(out/'report.md', '\n'.join(lines) + '\n')
 
-# %% ../nbs/16_study.ipynb #c19703cf
+# %% ../nbs/16_study.ipynb #5f3d2da3
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='ft-study', description='Train and compare sparse-network ensembles (FreeTickets) and write a report.')
     a = p.add_argument
@@ -385,6 +389,7 @@ def _parser()->argparse.ArgumentParser:
     for f in ('growth', 'explore-growth'): a(f'--{f}', help=argparse.SUPPRESS)
     a('--device', help='cpu, cuda or cuda:N (default: cuda when available; FREETICKETS_DEVICE overrides)')
     a('--data-root', '--data_root', dest='data_root', help='folder with the dataset files (default: the usual places; see README)')
+    a('--corruption-root', help='folder with the released CIFAR-10-C / CIFAR-100-C .npy files (default: corruptions generated on the fly)')
     a('--out', help='study folder (default: runs/<preset>)')
     a('--resume', action='store_true', help="continue the study in --out with the settings saved there")
     a('--force', action='store_true', help='start this study in a folder that holds another one (its report moves to previous/)')
@@ -395,11 +400,11 @@ def _parser()->argparse.ArgumentParser:
 def main(argv=None):
     "Entry point of `ft-study`"
     args = vars(_parser().parse_args(argv))
-    run = {k: args.pop(k) for k in ('device', 'data_root', 'out', 'resume', 'force', 'progress')}
+    run = {k: args.pop(k) for k in ('device', 'data_root', 'out', 'resume', 'force', 'progress', 'corruption_root')}
     cfg = study_config(args.pop('preset'), **args)
     out = Path(run['out'] or Path('runs')/cfg.preset)
     table = run_study(cfg, out, device=run['device'], data_root=run['data_root'], resume=run['resume'], force=run['force'],
-                      progress=run['progress'] or None)
+                      progress=run['progress'] or None, corruption_root=run['corruption_root'])
     if len(table):
         with pd.option_context('display.width', 200, 'display.max_columns', 30, 'display.float_format', '{:.4f}'.format):
             print(); print(results_table(table).to_string(index=False))
@@ -412,12 +417,13 @@ def eval_main(argv=None):
     p.add_argument('manifest', help='path of an ensemble manifest.json written by ft-study')
     p.add_argument('--device'); p.add_argument('--data-root', '--data_root', dest='data_root')
     p.add_argument('--corruption-n', type=int, default=0, help='test images per corruption cell (0: all)')
+    p.add_argument('--corruption-root', help='folder with the released CIFAR-10-C / CIFAR-100-C .npy files (default: generated)')
     p.add_argument('--no-cache', action='store_true', help='recompute even when a cached evaluation exists')
     a = p.parse_args(argv)
     man = load_manifest(a.manifest)
     cfg = StudyConfig(dataset=man['train']['dataset'], seed=man['train']['seed'], corruption_n=a.corruption_n)
     data = get_dataset(cfg.dataset, root=a.data_root, seed=cfg.seed)
-    row, _ = evaluate_ensemble(a.manifest, data, cfg, device=a.device, cache=not a.no_cache)
+    row, _ = evaluate_ensemble(a.manifest, data, cfg, device=a.device, cache=not a.no_cache, corruption_root=a.corruption_root)
     print(pd.Series(row).to_string())
 
 if __name__ == '__main__' and not hasattr(sys, 'ps1'): main()

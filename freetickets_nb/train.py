@@ -76,7 +76,7 @@ class TrainConfig(Config):
     distribution:str='erk' # layer densities: 'erk', 'er' or 'uniform'
     growth:str='gradient' # DST growth: 'gradient' (RigL), 'random' (SET) or 'momentum' (SNFS)
     prune_rate:float=0.5 # death rate ρ
-    prune_rate_schedule:str='constant' # 'constant', 'cosine', 'linear' or 'reference_cifar'
+    prune_rate_schedule:str|None=None # 'constant', 'cosine', 'linear' or 'reference_cifar' (None: the preset's; 'clean': constant)
     update_frequency:int=1000 # ΔT, iterations between topology updates
     end_step:int=0 # last iteration with a topology update (0: never stop)
     static:bool=False # fixed masks (static sparse training)
@@ -93,9 +93,9 @@ def sparse(self:TrainConfig)->bool: return self.density < 1 or self.static
 @patch
 def dst_config(self:TrainConfig):
     "The `DSTConfig` of this run: the preset's knobs with this config's sparsity fields"
-    return dst_config(self.preset, density=self.density, distribution=self.distribution, growth=self.growth,
-                      prune_rate=self.prune_rate, prune_rate_schedule=self.prune_rate_schedule,
-                      update_frequency=self.update_frequency, end_step=self.end_step or None, static=self.static)
+    sched = {} if self.prune_rate_schedule is None else dict(prune_rate_schedule=self.prune_rate_schedule) # None keeps the preset's schedule
+    return dst_config(self.preset, density=self.density, distribution=self.distribution, growth=self.growth, prune_rate=self.prune_rate,
+                      update_frequency=self.update_frequency, end_step=self.end_step or None, static=self.static, **sched)
 
 @patch
 def validate(self:TrainConfig):
@@ -431,7 +431,7 @@ def main(dataset:str='digits', # dataset: digits, fashion-mnist, mnist, cifar10,
          distribution:str='erk', # layer densities: erk, er or uniform
          growth:str='gradient', # DST growth: gradient (RigL), random (SET) or momentum (SNFS)
          prune_rate:float=0.5, # death rate ρ of each topology update
-         prune_rate_schedule:str='constant', # constant, cosine, linear or reference_cifar
+         prune_rate_schedule:str=None, # constant, cosine, linear or reference_cifar (default: the preset's)
          update_frequency:int=1000, # ΔT, iterations between topology updates
          end_step:int=0, # last iteration with a topology update (0: never stop)
          static:bool=False, # keep the initial masks fixed (static sparse training)
