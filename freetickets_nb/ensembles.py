@@ -19,9 +19,9 @@ from .flops import inference_flops, train_flops, step_flops
 
 # %% auto #0
 __all__ = ['METHODS', 'MANIFEST_FORMAT', 'edst_schedule', 'EnsembleConfig', 'edst_epochs', 'member_configs', 'forward_flops',
-           'run_train_flops', 'member_dir', 'train_member', 'EDSTCallback', 'train_edst', 'train_pf', 'write_manifest',
-           'load_manifest', 'load_members', 'EnsembleRun', 'pf_configs', 'train_ensemble', 'Job', 'training_jobs',
-           'train_parallel']
+           'run_train_flops', 'member_dir', 'train_member', 'EDSTCallback', 'train_edst', 'train_pf_member', 'train_pf',
+           'write_manifest', 'load_manifest', 'load_members', 'EnsembleRun', 'pf_configs', 'train_ensemble', 'Job',
+           'training_jobs', 'train_parallel']
 
 # %% ../nbs/07_ensembles.ipynb #fbbb9164
 def edst_schedule(epochs:int=450, # total epochs E of the EDST run
@@ -81,13 +81,13 @@ def edst_epochs(ens:EnsembleConfig, base:TrainConfig)->tuple:
     edst_schedule(E, t_ex, M)
     return E, t_ex
 
-# %% ../nbs/07_ensembles.ipynb #eb2044bc
+# %% ../nbs/07_ensembles.ipynb #1c25ce72
 def member_configs(method:str, base:TrainConfig, ens:EnsembleConfig)->list:
     "The `TrainConfig` of every independently trained member of `method` (seeds base.seed, base.seed + 1, …)"
     if method not in METHODS: raise ConfigError(f"unknown method {method!r}: choose from {', '.join(METHODS)}")
     M, s = ens.members, base.seed
-    if method in ('dense', 'pf-ensemble'): return [base.replace(density=1.0, static=False)]
-    if method == 'dense-ensemble': return [base.replace(density=1.0, static=False, seed=s + i) for i in range(M)]
+    if method == 'dense': return [base.replace(density=1.0, static=False)]
+    if method in ('dense-ensemble', 'pf-ensemble'): return [base.replace(density=1.0, static=False, seed=s + i) for i in range(M)]
     if method == 'static-ensemble': return [base.replace(density=ens.density, static=True, seed=s + i) for i in range(M)]
     if method == 'dst-ensemble': return [base.replace(density=ens.density, static=False, seed=s + i) for i in range(M)]
     E, _ = edst_epochs(ens, base)
@@ -159,26 +159,26 @@ def train_edst(base:TrainConfig, ens:EnsembleConfig, out, data=None, device=None
     if tr.folder is not None: save_json(cb.explorations, folder/'explorations.json') # rank 0 only under DDP
     return paths
 
-# %% ../nbs/07_ensembles.ipynb #d02b5d16
+# %% ../nbs/07_ensembles.ipynb #ab4f1f5d
 def _pf_trainer(parent:Path, cfg:TrainConfig, folder:Path, data=None, device=None, **kw)->Trainer:
     "A fixed-mask `Trainer` starting from the parent's weights pruned to `cfg.density` by global magnitude"
     model, _ = ticket_model(parent, device='cpu')
     return Trainer(cfg, folder, device=device, data=data, model=model, masks=magnitude_masks(model, cfg.density, scope='global'), **kw)
 
-def _pf_dir(out, cfg:TrainConfig, base:TrainConfig, ens:EnsembleConfig)->Path:
-    parent = member_configs('pf-ensemble', base, ens)[0]
+def _pf_dir(out, cfg:TrainConfig, parent:TrainConfig)->Path:
     return member_dir(out, 'pf', cfg, parent) # the parent's config is part of the name: another parent, another folder
 
+def train_pf_member(parent:TrainConfig, cfg:TrainConfig, out, data=None, device=None, progress=None, verbose=False, desc:str='pf-ensemble')->Path:
+    "Train (or load) the dense `parent`, prune it globally to `cfg.density`, fine-tune it with `cfg`; returns the ticket path"
+    p = train_member(parent, out, data=data, device=device, progress=progress, verbose=verbose)
+    folder = _pf_dir(out, cfg, parent)
+    if not _done(folder): _pf_trainer(p/'ticket.pt', cfg, folder, data=data, device=device, progress=progress, verbose=verbose, desc=desc).fit()
+    return folder/'ticket.pt'
+
 def train_pf(base:TrainConfig, ens:EnsembleConfig, out, data=None, device=None, progress=None, verbose=False)->list:
-    "Train the dense parent (shared with the `dense` method), prune it globally to `ens.density`, fine-tune M members"
-    parent = train_member(member_configs('pf-ensemble', base, ens)[0], out, data=data, device=device, progress=progress, verbose=verbose)
-    paths = []
-    for cfg in pf_configs(base, ens):
-        folder = _pf_dir(out, cfg, base, ens)
-        if not _done(folder): _pf_trainer(parent/'ticket.pt', cfg, folder, data=data, device=device, progress=progress, verbose=verbose,
-                                          desc=f'pf-ensemble {len(paths) + 1}/{ens.members}').fit()
-        paths.append(folder/'ticket.pt')
-    return paths
+    "The PF members: dense model i (shared with the deep ensemble), pruned to `ens.density`, fine-tuned; returns the ticket paths"
+    pairs = list(zip(member_configs('pf-ensemble', base, ens), pf_configs(base, ens)))
+    return [train_pf_member(p, c, out, data, device, progress, verbose, desc=f'pf-ensemble {i + 1}/{len(pairs)}') for i, (p, c) in enumerate(pairs)]
 
 # %% ../nbs/07_ensembles.ipynb #0c618a10
 MANIFEST_FORMAT = 'freetickets_nb.manifest/1'
@@ -224,7 +224,7 @@ def load_members(manifest, device=None)->list:
         out.append((model.eval(), masks))
     return out
 
-# %% ../nbs/07_ensembles.ipynb #857af0c4
+# %% ../nbs/07_ensembles.ipynb #90c44e2e
 @dataclass
 class EnsembleRun:
     "What `train_ensemble` produced: the member tickets and the training cost"
@@ -262,11 +262,11 @@ def train_ensemble(method:str, base:TrainConfig, ens:EnsembleConfig, out, data=N
         # the run's density is fixed by its masks: every phase costs what the ticket it ends with costs
         tf = run_train_flops(cfg, f_d, f_s[0], n, epochs=t_ex) + sum(run_train_flops(cfg, f_d, f, n, epochs=(E - t_ex) / ens.members) for f in f_s)
     elif method == 'pf-ensemble':
-        tf = run_train_flops(cfgs[0], f_d, f_d, n) + sum(run_train_flops(c, f_d, f, n) for c, f in zip(pf_configs(base, ens), f_s))
+        tf = sum(run_train_flops(p, f_d, f_d, n) + run_train_flops(c, f_d, f, n) for p, c, f in zip(cfgs, pf_configs(base, ens), f_s))
     else: tf = sum(run_train_flops(c, f_d, f, n) for c, f in zip(cfgs, f_s))
     return EnsembleRun(method, tickets, tf, f_d, f_s)
 
-# %% ../nbs/07_ensembles.ipynb #c5f76232
+# %% ../nbs/07_ensembles.ipynb #e4134bc0
 @dataclass
 class Job:
     "One independent training job of a study: a name, what to run, and how to tell it is finished"
@@ -288,12 +288,11 @@ def training_jobs(methods, base:TrainConfig, ens:EnsembleConfig, out, data=None,
         for c in member_configs(method, base, ens):
             f = member_dir(out, _kind(c), c)
             jobs.setdefault(str(f), Job(str(f), partial(lambda c, m: train_member(c, out, **kw, callbacks=cbs(m)), c, method), partial(_done, f)))
-        if method == 'pf-ensemble': # the fine-tunes join their parent's job, so they start after it on the same rank
-            parent = jobs[str(member_dir(out, 'dense', member_configs(method, base, ens)[0]))]
-            folders = [_pf_dir(out, c, base, ens) for c in pf_configs(base, ens)]
-            run0, done0 = parent.run, parent.done
-            parent.run = partial(lambda r0: (r0(), train_pf(base, ens, out, data, device, progress)), run0)
-            parent.done = partial(lambda d0, fs: d0() and all(_done(f) for f in fs), done0, folders)
+        if method == 'pf-ensemble': # each fine-tune joins its parent's job, so it starts after it on the same rank
+            for p, c in zip(member_configs(method, base, ens), pf_configs(base, ens)):
+                job = jobs[str(member_dir(out, 'dense', p))]
+                job.run = partial(lambda p, c: train_pf_member(p, c, out, data, device, progress), p, c)
+                job.done = partial(lambda d0, f: d0() and _done(f), job.done, _pf_dir(out, c, p))
     return list(jobs.values())
 
 def train_parallel(jobs:list, rank:int=0, world_size:int=1, poll:float=5.0, log=print):

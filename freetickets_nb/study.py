@@ -215,7 +215,7 @@ def _archive(out:Path):
     for name in ('report.md', 'results.csv', 'results.json', 'figures', 'study.json'):
         if (out/name).exists(): ensure_dir(dest); shutil.move(str(out/name), str(dest/name))
 
-# %% ../nbs/16_study.ipynb #b4503279
+# %% ../nbs/16_study.ipynb #2f368e01
 def launch_env(device=None)->tuple:
     "`(rank, world_size, device)` of this process: torchrun's environment, or a single process"
     rank, world, local = (int(os.environ.get(k, d)) for k, d in (('RANK', 0), ('WORLD_SIZE', 1), ('LOCAL_RANK', 0)))
@@ -251,7 +251,7 @@ def run_study(cfg:StudyConfig, out=None, device=None, data_root=None, resume:boo
             runs = train_lottery(cfg, out, data, dev)
         else:
             n_runs = len(member_configs(method, base, ens))
-            log(f"[{method}] {n_runs} training run{'s' if n_runs > 1 else ''}" + (f" → {ens.members} tickets" if method in ('edst-ensemble', 'pf-ensemble') else ''))
+            log(f"[{method}] {n_runs} training run{'s' if n_runs > 1 else ''}" + {'edst-ensemble': f" → {ens.members} tickets", 'pf-ensemble': ', each pruned and fine-tuned'}.get(method, ''))
             runs = {method: train_ensemble(method, base, ens, out, data=data, device=dev, progress=progress, callbacks=recorders(cfg, data))}
         for name, run in runs.items():
             if dense_flops is None: dense_flops = run_train_flops(base.replace(density=1.0), run.f_d, run.f_d, len(data.train))
