@@ -267,7 +267,7 @@ def run_study(cfg:StudyConfig, out=None, device=None, data_root=None, resume:boo
     write_report(out, cfg, table, all_preds, data, timings)
     return table
 
-# %% ../nbs/16_study.ipynb #028791d7
+# %% ../nbs/16_study.ipynb #99deafc7
 def results_table(table:pd.DataFrame)->pd.DataFrame:
     "The report's table: main metrics, with member mean ± std of accuracy"
     t = table.copy()
@@ -299,7 +299,7 @@ def _figures(out:Path, table:pd.DataFrame, preds:dict, data)->dict:
     figs.update(_analysis_figures(out, [m for m in TRAJECTORY_METHODS if m in preds], data, fd))
     return {k: str(v.relative_to(out)) for k, v in figs.items()}
 
-def _trajectories(out:Path, method:str)->dict:
+def _trajectories(out:Path, method:str, data)->dict:
     "Member (or EDST phase) name → trajectory, from the runs' `trajectory.pt` files (empty when not recorded)"
     man, trajs = load_manifest(out/method/'manifest.json'), {}
     for i, mem in enumerate(man['members']):
@@ -310,7 +310,10 @@ def _trajectories(out:Path, method:str)->dict:
         ep = torch.tensor(t['epochs'])
         sel = ep <= mem['epoch'] if i == 0 else (ep > man['members'][i - 1]['epoch']) & (ep <= mem['epoch'])
         keep = sel.nonzero().flatten().tolist()
-        if keep: trajs[f'EDST ticket {i + 1}'] = dict(probs=t['probs'][keep], epochs=[t['epochs'][j] for j in keep], ticket_epoch=mem['epoch'])
+        if not keep: continue
+        model, _ = ticket_model(mem['ticket'], device='cpu') # the phase's ticket, on the recorder's subset: its star on the path
+        tp = predict(model, data.test.take(t['idx']), mean=data.mean, std=data.std).probs[0]
+        trajs[f'EDST ticket {i + 1}'] = dict(probs=t['probs'][keep], epochs=[t['epochs'][j] for j in keep], ticket_epoch=mem['epoch'], ticket_probs=tp, idx=t['idx'])
     return trajs
 
 def _analysis_figures(out:Path, methods:list, data, fd:Path)->dict:
@@ -331,7 +334,7 @@ def _analysis_figures(out:Path, methods:list, data, fd:Path)->dict:
             pl = plane(mem[0][0], states[:3], [k for _, k in mem[:3]], mask_policy='union', data=batches, n=11, names=('ticket 1', 'ticket 2', 'ticket 3'))
             figs['EDST: the plane through three tickets (test error and loss)'] = save_fig(plot_plane(pl, size=2.6), fd/'plane_edst.png')
     if rows: atomic_write(out/'barriers.csv', pd.DataFrame(rows).to_csv(index=False))
-    trajs = {k: v for m in methods for k, v in _trajectories(out, m).items()}
+    trajs = {k: v for m in methods for k, v in _trajectories(out, m, data).items()}
     if sum(len(v['probs']) for v in trajs.values()) >= 4:
         figs['Function space: t-SNE of the members\' predictions during training (★ tickets)'] = save_fig(plot_trajectories(tsne_trajectories(trajs), size=2.8), fd/'tsne.png')
     return figs
