@@ -314,7 +314,7 @@ def plot_corruption(table:pd.DataFrame, metrics:Sequence=('acc', 'nll', 'ece'), 
     for ax, m in zip(axs, metrics):
         piv = table.pivot_table(index='severity', columns='corruption', values=m)
         ax.plot(piv.index, piv.values, lw=.8, alpha=.5)
-        ax.plot(piv.index, piv.mean(1), 'k-o', lw=2, ms=3, label='mean')
+        ax.plot(piv.index, piv.mean(axis=1), 'k-o', lw=2, ms=3, label='mean')
         ax.set_xlabel('severity'); ax.set_title(m); ax.set_xticks(piv.index)
     axs[0].legend(fontsize=7)
     fig.tight_layout()
