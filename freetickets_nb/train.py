@@ -140,7 +140,8 @@ class Trainer:
                  data_root=None, # dataset folder for `get_dataset`
                  resume:bool=True, # continue from `folder/checkpoint.pt` when it exists
                  ddp:bool=False, # data-parallel over the process group: global batch shared by the ranks, DDP gradients, synced masks, rank 0 writes
-                 check_masks:bool=True): # with `ddp`: compare mask checksums across ranks at the start and at every topology update
+                 check_masks:bool=True, # with `ddp`: compare mask checksums across ranks at the start and at every topology update
+                 compile:bool=False): # train through `torch.compile` (faster CNN steps on GPUs; the first epoch pays the compilation)
         self.cfg, self.device, self.lr_fn, self.callbacks, self.desc = cfg, get_device(device), lr_fn, list(callbacks), desc
         self.ddp, self.check_masks, self.rank, self.world = ddp, check_masks, get_rank() if ddp else 0, get_world_size() if ddp else 1
         if ddp and not is_dist(): raise ConfigError("ddp=True needs a process group: launch with torchrun (or call distributed.setup_dist first)")
@@ -172,6 +173,7 @@ class Trainer:
         if resume and self.run_folder is not None and (self.run_folder/'checkpoint.pt').exists(): self.load_checkpoint(self.run_folder/'checkpoint.pt')
         if self.folder is not None: save_json(cfg.to_dict(), self.folder/'config.json')
         self.net = self._setup_ddp() if ddp else self.model
+        if compile: self.net = torch.compile(self.net) # masks stay outside the graph: they act on parameters, gradients and optimiser state
     def __repr__(self):
         par = f", data-parallel over {self.world} rank{'s' * (self.world > 1)}" if self.ddp else ''
         return f"Trainer({self.cfg.model} on {self.cfg.dataset}, epoch {self.epoch}/{self.cfg.epochs}, {'sparse' if self.sparse else 'dense'}, {self.device}{par})"
@@ -387,12 +389,14 @@ def train(cfg:TrainConfig, out='runs', device=None, data_root=None, progress:boo
           ddp:bool|None=None, # data-parallel over torchrun's processes (None: when launched by torchrun, i.e. `RANK` is set)
           backend:str|None=None, # process-group backend, 'nccl' or 'gloo' (None: nccl on CUDA, gloo on CPU)
           check_masks:bool=True, # under DDP: compare mask checksums across ranks at the start and at every topology update
+          compile:bool=False, # train through `torch.compile`
          )->Trainer:
     "Train `cfg` in `out/<method>/<hash8>`, resuming from its checkpoint; returns the finished `Trainer`"
     folder, ddp = run_dir(out, method_name(cfg), cfg), 'RANK' in os.environ if ddp is None else ddp
     owns = ddp and not is_dist()
     env = setup_dist(backend, device) if ddp else None
-    tr = Trainer(cfg, folder, device=env.device if ddp else device, data_root=data_root, progress=progress, verbose=verbose, ddp=ddp, check_masks=check_masks)
+    tr = Trainer(cfg, folder, device=env.device if ddp else device, data_root=data_root, progress=progress, verbose=verbose, ddp=ddp, check_masks=check_masks,
+                 compile=compile)
     say = verbose and tr.is_main
     if say and ddp: print(f"data-parallel on {tr.world} ranks ({env.backend}, {env.device.type}): global batch {cfg.batch_size} = {tr.world} × {cfg.batch_size // tr.world}")
     if say and tr.epoch: print(f"run {method_name(cfg)}/{folder.name} " + ("is complete" if tr.epoch >= cfg.epochs else f"resumes after epoch {tr.epoch}"))
@@ -447,6 +451,7 @@ def main(dataset:str='digits', # dataset: digits, fashion-mnist, mnist, cifar10,
          progress:bool=False, # show progress bars
          backend:str=None, # under torchrun: process-group backend nccl or gloo (default: nccl on CUDA, gloo on CPU)
          check_masks:bool_arg=True, # under torchrun: compare mask checksums across ranks at the start and at every topology update
+         compile:bool=False, # train through torch.compile (GPU speed-up for CNNs; compilation takes a while)
         ):
     "Train one dense or sparse network; write its checkpoint, best-validation ticket, history and metrics"
     args = dict(locals())
@@ -454,4 +459,4 @@ def main(dataset:str='digits', # dataset: digits, fashion-mnist, mnist, cifar10,
     except ValueError: raise ConfigError(f"milestones must be comma-separated epoch numbers, got {milestones!r}") from None
     kw = {f.name: args[f.name] for f in fields(TrainConfig) if f.name != 'milestones'}
     cfg = TrainConfig(**{**kw, 'milestones': ms, **(TINY if tiny else {})})
-    train(cfg, out, device=device, data_root=data_root, progress=progress, backend=backend, check_masks=check_masks)
+    train(cfg, out, device=device, data_root=data_root, progress=progress, backend=backend, check_masks=check_masks, compile=compile)
