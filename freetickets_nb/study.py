@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.basics import patch
 import matplotlib; import matplotlib.pyplot as plt
-from .core import (Config, short_hash, ConfigError, CheckpointError, OutputError, FreeTicketsError, cli_errors, get_device,
+from .core import (Config, short_hash, ConfigError, DataError, CheckpointError, OutputError, FreeTicketsError, cli_errors, get_device,
                                  ensure_dir, atomic_write, save_json, load_json, md_table)
 from .plots import new_fig, save_fig
 from .data import get_dataset
@@ -228,7 +228,7 @@ def launch_env(device=None)->tuple:
     if dev.type == 'cuda' and world > 1 and dev.index is None: dev = torch.device('cuda', local % torch.cuda.device_count())
     return rank, world, dev
 
-def run_study(cfg:StudyConfig, out=None, device=None, data_root=None, resume:bool=False, force:bool=False, corruption_root=None,
+def run_study(cfg:StudyConfig, out=None, device=None, data_root=None, resume:bool=False, force:bool=False, corruption_root=None, download:bool=False,
               progress:bool|None=None, verbose:bool=True)->pd.DataFrame:
     "Train, evaluate and report every method of `cfg` in `out` (default `runs/<preset>`); returns the results table"
     rank, world, dev = launch_env(device)
@@ -238,7 +238,12 @@ def run_study(cfg:StudyConfig, out=None, device=None, data_root=None, resume:boo
     elif resume:
         while not (out/'study.json').exists(): time.sleep(1)
         cfg = StudyConfig.from_dict(load_json(out/'study.json'))
-    data = get_dataset(cfg.dataset, root=data_root, seed=cfg.seed)
+    if download and rank == 0: get_dataset(cfg.dataset, root=data_root, download=True)
+    while True:
+        try: data = get_dataset(cfg.dataset, root=data_root, seed=cfg.seed); break
+        except DataError:
+            if not (download and rank > 0): raise
+            time.sleep(5) # rank 0 is still downloading
     base, ens = cfg.train_config(), cfg.ensemble_config()
     if world > 1: # ensemble-parallel: every rank trains its share of the independent runs; rank 0 evaluates and reports
         jobs = training_jobs([m for m in cfg.methods if m in METHODS], base, ens, out, data=data, device=dev, progress=progress, callbacks=recorders(cfg, data))
@@ -401,6 +406,7 @@ def _parser()->argparse.ArgumentParser:
     a('--device', help='cpu, cuda or cuda:N (default: cuda when available; FREETICKETS_DEVICE overrides)')
     a('--data-root', '--data_root', dest='data_root', help='folder with the dataset files (default: the usual places; see README)')
     a('--corruption-root', help='folder with the released CIFAR-10-C / CIFAR-100-C .npy files (default: corruptions generated on the fly)')
+    a('--download', action='store_true', help='download the dataset into --data-root with torchvision first (needs a network)')
     a('--out', help='study folder (default: runs/<preset>)')
     a('--resume', action='store_true', help="continue the study in --out with the settings saved there")
     a('--force', action='store_true', help='start this study in a folder that holds another one (its report moves to previous/)')
@@ -411,11 +417,11 @@ def _parser()->argparse.ArgumentParser:
 def main(argv=None):
     "Entry point of `ft-study`"
     args = vars(_parser().parse_args(argv))
-    run = {k: args.pop(k) for k in ('device', 'data_root', 'out', 'resume', 'force', 'progress', 'corruption_root')}
+    run = {k: args.pop(k) for k in ('device', 'data_root', 'out', 'resume', 'force', 'progress', 'corruption_root', 'download')}
     cfg = study_config(args.pop('preset'), **args)
     out = Path(run['out'] or Path('runs')/cfg.preset)
     table = run_study(cfg, out, device=run['device'], data_root=run['data_root'], resume=run['resume'], force=run['force'],
-                      progress=run['progress'] or None, corruption_root=run['corruption_root'])
+                      progress=run['progress'] or None, corruption_root=run['corruption_root'], download=run['download'])
     if len(table):
         with pd.option_context('display.width', 200, 'display.max_columns', 30, 'display.float_format', '{:.4f}'.format):
             print(); print(results_table(table).to_string(index=False))

@@ -390,11 +390,14 @@ def train(cfg:TrainConfig, out='runs', device=None, data_root=None, progress:boo
           backend:str|None=None, # process-group backend, 'nccl' or 'gloo' (None: nccl on CUDA, gloo on CPU)
           check_masks:bool=True, # under DDP: compare mask checksums across ranks at the start and at every topology update
           compile:bool=False, # train through `torch.compile`
+          download:bool=False, # fetch the dataset into `data_root` with torchvision first (where a network exists)
          )->Trainer:
     "Train `cfg` in `out/<method>/<hash8>`, resuming from its checkpoint; returns the finished `Trainer`"
     folder, ddp = run_dir(out, method_name(cfg), cfg), 'RANK' in os.environ if ddp is None else ddp
     owns = ddp and not is_dist()
     env = setup_dist(backend, device) if ddp else None
+    if download:
+        with rank0_first() if ddp else contextlib.nullcontext(): get_dataset(cfg.dataset, root=data_root, download=True)
     tr = Trainer(cfg, folder, device=env.device if ddp else device, data_root=data_root, progress=progress, verbose=verbose, ddp=ddp, check_masks=check_masks,
                  compile=compile)
     say = verbose and tr.is_main
@@ -452,6 +455,7 @@ def main(dataset:str='digits', # dataset: digits, fashion-mnist, mnist, cifar10,
          backend:str=None, # under torchrun: process-group backend nccl or gloo (default: nccl on CUDA, gloo on CPU)
          check_masks:bool_arg=True, # under torchrun: compare mask checksums across ranks at the start and at every topology update
          compile:bool=False, # train through torch.compile (GPU speed-up for CNNs; compilation takes a while)
+         download:bool=False, # download the dataset into --data_root with torchvision first (needs a network)
         ):
     "Train one dense or sparse network; write its checkpoint, best-validation ticket, history and metrics"
     args = dict(locals())
@@ -459,4 +463,4 @@ def main(dataset:str='digits', # dataset: digits, fashion-mnist, mnist, cifar10,
     except ValueError: raise ConfigError(f"milestones must be comma-separated epoch numbers, got {milestones!r}") from None
     kw = {f.name: args[f.name] for f in fields(TrainConfig) if f.name != 'milestones'}
     cfg = TrainConfig(**{**kw, 'milestones': ms, **(TINY if tiny else {})})
-    train(cfg, out, device=device, data_root=data_root, progress=progress, backend=backend, check_masks=check_masks, compile=compile)
+    train(cfg, out, device=device, data_root=data_root, progress=progress, backend=backend, check_masks=check_masks, compile=compile, download=download)
