@@ -13,8 +13,8 @@ import torch
 # %% auto #0
 __all__ = ['PURPOSES', 'FreeTicketsError', 'ConfigError', 'DataError', 'CheckpointError', 'OutputError', 'TrainingError',
            'cli_errors', 'derive_seed', 'make_generator', 'Generators', 'make_generators', 'get_device', 'Registry',
-           'Config', 'canonical_json', 'short_hash', 'ensure_dir', 'atomic_write', 'atomic_save', 'save_json',
-           'load_json', 'run_dir', 'md_table']
+           'Config', 'canonical_json', 'short_hash', 'ensure_dir', 'atomic_write', 'atomic_save', 'load_saved',
+           'save_json', 'load_json', 'run_dir', 'md_table']
 
 # %% ../nbs/00_core.ipynb #0db8156f
 class FreeTicketsError(Exception):
@@ -165,6 +165,19 @@ def atomic_write(path, data:bytes|str|Callable)->Path:
 def atomic_save(obj, path)->Path:
     "`torch.save` `obj` to `path` atomically"
     return atomic_write(path, lambda f: torch.save(obj, f))
+
+def load_saved(path, what:str, # what the file is, for messages: 'ticket', 'mask file', …
+               missing:str='check the path', # the fix named when the file does not exist
+               corrupt:str='delete it and re-create it', # the fix named when it cannot be read or is of another kind
+               fmt:str|None=None, # the `format` tag the saved dict must carry (None: any content)
+              )->Any:
+    "`torch.load` (CPU, tensors only) of a file written by `atomic_save`, raising `CheckpointError` that names `what` and the fix"
+    try: d = torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError: raise CheckpointError(f"{what} {str(path)!r} does not exist: {missing}") from None
+    except Exception as e: raise CheckpointError(f"{what} {str(path)!r} is corrupt ({type(e).__name__}): {corrupt}") from None
+    if fmt is not None and not (isinstance(d, dict) and d.get('format') == fmt):
+        raise CheckpointError(f"{str(path)!r} is not a {what} ({fmt}): {corrupt}")
+    return d
 
 def save_json(obj, path)->Path:
     "Write `obj` as indented JSON to `path` atomically"

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from fastcore.basics import patch
-from .core import ConfigError, CheckpointError, atomic_save, make_generator
+from .core import ConfigError, CheckpointError, atomic_save, load_saved, make_generator
 from .masks import Masks
 from .metrics import predict
 from .diversity import disagreement_matrix, member_accuracy, normalized_disagreement, mask_distance_matrix, mask_distances, plot_matrices
@@ -106,17 +106,9 @@ def state_dict(self:PredictionRecorder)->dict: return dict(records=list(self.rec
 @patch
 def load_state_dict(self:PredictionRecorder, sd:dict): self.records, self.idx, self.labels, self.ticket = list(sd['records']), sd['idx'], sd['labels'], sd['ticket']
 
-def _load_file(path, fmt:str, what:str, hint:str)->dict:
-    "A dict written with `atomic_save` whose `format` is `fmt`, or a `CheckpointError` naming `what` and a fix"
-    try: d = torch.load(path, map_location='cpu', weights_only=True)
-    except FileNotFoundError: raise CheckpointError(f"{what} {str(path)!r} does not exist: {hint}") from None
-    except Exception as e: raise CheckpointError(f"{what} {str(path)!r} is corrupt ({type(e).__name__}): record it again") from None
-    if not isinstance(d, dict) or d.get('format') != fmt: raise CheckpointError(f"{str(path)!r} is not a {what} file ({fmt})")
-    return d
-
 def load_trajectory(path)->dict:
     "A trajectory written by `PredictionRecorder`, raising `CheckpointError` when missing, corrupt or of another format"
-    return _load_file(path, TRAJECTORY_FORMAT, 'prediction trajectory', 'train with a PredictionRecorder callback')
+    return load_saved(path, 'prediction trajectory file', missing='train with a PredictionRecorder callback', corrupt='record it again', fmt=TRAJECTORY_FORMAT)
 
 # %% ../nbs/14_function_space.ipynb #ae3507e9
 MASK_SNAPSHOTS_FORMAT = 'freetickets_nb.mask_snapshots/1'
@@ -137,7 +129,7 @@ def _unpacked(records:list)->list: return [{**r, 'masks': Masks.from_state_dict(
 
 def load_mask_snapshots(path)->list:
     "Mask snapshots written by `MaskRecorder` (masks unpacked), raising `CheckpointError` when missing or of another format"
-    d = _load_file(path, MASK_SNAPSHOTS_FORMAT, 'mask snapshot', 'train with a MaskRecorder callback')
+    d = load_saved(path, 'mask snapshot file', missing='train with a MaskRecorder callback', corrupt='record it again', fmt=MASK_SNAPSHOTS_FORMAT)
     return _unpacked(d['records'])
 
 # %% ../nbs/14_function_space.ipynb #874f9f02

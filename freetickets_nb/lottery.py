@@ -11,7 +11,7 @@ from typing import Callable
 import pandas as pd
 import torch
 import torch.nn as nn
-from .core import (Config, ConfigError, CheckpointError, atomic_save, derive_seed, ensure_dir, load_json,
+from .core import (Config, ConfigError, CheckpointError, atomic_save, load_saved, derive_seed, ensure_dir, load_json,
                                  save_json, short_hash)
 from .masks import Masks, maskable_weights, top_k_mask
 from .dst import SparseController
@@ -119,7 +119,7 @@ def train_level(trunk, level:int, imp:IMPConfig, train:TrainConfig, masks:Masks|
     else:
         tr = Trainer(cfg, folder, device=device, data=data, model=model, verbose=verbose)
         if tr.epoch == 0:
-            tr.model.load_state_dict(torch.load(Path(trunk)/'rewind.pt', map_location=tr.device, weights_only=True))
+            tr.model.load_state_dict(load_saved(Path(trunk)/'rewind.pt', 'rewind weights file', corrupt='delete the trunk folder to restart the chain'))
             tr.sparse.detach()
             tr.sparse = SparseController(tr.model, cfg.dst_config(), tr.opt, masks=full_masks(tr.model, masks))
             tr.epoch, tr.it = imp.rewind_epoch, imp.rewind_epoch * tr.steps_per_epoch
@@ -151,7 +151,7 @@ def run_imp(trunk, imp:IMPConfig, train:TrainConfig, device=None, data=None, mod
     for level in range(imp.levels):
         folder, done = level_dir(trunk, level), level_dir(trunk, level)/'level.json'
         if level > 0:
-            prev = torch.load(level_dir(trunk, level - 1)/'final.pt', map_location='cpu', weights_only=True)
+            prev = load_saved(level_dir(trunk, level - 1)/'final.pt', 'level weights file', corrupt='delete that level folder to retrain it')
             if (folder/'mask.pt').exists(): new = Masks.load(folder/'mask.pt')
             else: new = imp_prune(prev, masks, names, imp.prune_fraction, imp.count_rounding); ensure_dir(folder); new.save(folder/'mask.pt')
             if new.active != counts[level]: raise CheckpointError(f"level {level} has {new.active} active weights, expected {counts[level]}: delete {folder} and re-run")
@@ -190,6 +190,6 @@ def load_chain(trunk, choice:str|None=None, device=None)->tuple:
     levels = sorted(int(p.parent.name.split('_')[1]) for p in trunk.glob('level_*/level.json'))
     levels = [l for i, l in enumerate(levels) if l == i]
     load = lambda l: (load_ticket(level_dir(trunk, l)/'ticket.pt')['model'] if choice == 'best_val'
-                      else torch.load(level_dir(trunk, l)/'final.pt', map_location='cpu', weights_only=True))
+                      else load_saved(level_dir(trunk, l)/'final.pt', 'level weights file', corrupt='delete that level folder to retrain it'))
     dev = lambda sd: {k: v.to(device) for k, v in sd.items()} if device is not None else sd
     return [dev(load(l)) for l in levels], [level_masks(trunk, l, device) for l in levels], pd.DataFrame([load_json(level_dir(trunk, l)/'level.json') for l in levels])

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 from fastcore.basics import patch
-from .core import ConfigError, CheckpointError, Registry, atomic_save, md_table, make_generator
+from .core import ConfigError, CheckpointError, Registry, atomic_save, load_saved, md_table, make_generator
 
 # %% auto #0
 __all__ = ['MASKED_TYPES', 'distributions', 'OPT_STATE_KEYS', 'MASKS_FORMAT', 'maskable_weights', 'Masks', 'check_density',
@@ -278,9 +278,7 @@ def save(self:Masks, path)->Path:
 @patch(cls_method=True)
 def load(cls:Masks, path, model:nn.Module|None=None, device=None)->Masks:
     "Masks saved by `Masks.save`, checked against `model` and placed on its device when given"
-    try: sd = torch.load(path, map_location='cpu', weights_only=True)
-    except FileNotFoundError: raise CheckpointError(f"mask file {str(path)!r} does not exist: check the path") from None
-    except Exception as e: raise CheckpointError(f"mask file {str(path)!r} is corrupt ({type(e).__name__}): delete it and re-create it") from None
+    sd = load_saved(path, 'mask file')
     if device is None and model is not None: device = next(model.parameters()).device
     masks = cls.from_state_dict(sd, device)
     return masks.check(model) if model is not None else masks

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import patch
 import matplotlib.pyplot as plt
-from .core import ConfigError, DataError, CheckpointError, atomic_save, get_device, make_generator
+from .core import ConfigError, DataError, CheckpointError, atomic_save, load_saved, get_device, make_generator
 from .data import TensorSplit, DataBundle, DeviceLoader, get_dataset, datasets
 from .pools import stack_states, stacked_forward
 from .plots import new_fig
@@ -63,10 +63,7 @@ def save(self:Predictions, path)->Path:
 @patch(cls_method=True)
 def load(cls:Predictions, path)->Predictions:
     "Read predictions written by `Predictions.save`, raising `CheckpointError` when missing or corrupt"
-    try: d = torch.load(path, map_location='cpu', weights_only=True)
-    except FileNotFoundError: raise CheckpointError(f"prediction cache {str(path)!r} does not exist: run the evaluation first") from None
-    except Exception as e: raise CheckpointError(f"prediction cache {str(path)!r} is corrupt ({type(e).__name__}): delete it and re-run") from None
-    if not isinstance(d, dict) or d.get('format') != PREDICTIONS_FORMAT: raise CheckpointError(f"{str(path)!r} is not a prediction cache ({PREDICTIONS_FORMAT})")
+    d = load_saved(path, 'prediction cache', missing='run the evaluation first', corrupt='delete it and re-run', fmt=PREDICTIONS_FORMAT)
     return cls(d['logits'], d['labels'], d['meta'])
 
 # %% ../nbs/10_metrics.ipynb #6212e685

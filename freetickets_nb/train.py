@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from fastcore.basics import patch
 from fastcore.script import call_parse, bool_arg
-from .core import (PURPOSES, Config, ConfigError, CheckpointError, Registry, TrainingError, atomic_save, cli_errors,
+from .core import (PURPOSES, Config, ConfigError, CheckpointError, Registry, TrainingError, atomic_save, load_saved, cli_errors,
                                  derive_seed, ensure_dir, get_device, load_json, make_generators, run_dir, save_json)
 from .masks import Masks, check_density
 from .dst import DST_PRESETS, SparseController, dst_config
@@ -286,11 +286,7 @@ def ticket(self:Trainer, metrics:dict|None=None)->dict:
 
 def load_ticket(path)->dict:
     "Read a ticket file, raising `CheckpointError` when it is missing, corrupt or not a ticket"
-    try: t = torch.load(path, map_location='cpu', weights_only=True)
-    except FileNotFoundError: raise CheckpointError(f"ticket {str(path)!r} does not exist: check the path") from None
-    except Exception as e: raise CheckpointError(f"ticket {str(path)!r} is corrupt ({type(e).__name__}): re-train or restore it") from None
-    if not isinstance(t, dict) or t.get('format') != TICKET_FORMAT: raise CheckpointError(f"{str(path)!r} is not a ticket file ({TICKET_FORMAT})")
-    return t
+    return load_saved(path, 'ticket file', corrupt='re-train or restore it', fmt=TICKET_FORMAT)
 
 def ticket_model(ticket:dict|str|Path, device=None)->tuple:
     "`(model, masks)` rebuilt from a ticket (or its path); masks are None for dense tickets"
@@ -365,9 +361,7 @@ def save_checkpoint(self:Trainer, path):
 @patch
 def load_checkpoint(self:Trainer, path):
     "Restore the training state saved by `save_checkpoint`"
-    try: ck = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise CheckpointError(f"checkpoint {str(path)!r} is corrupt ({type(e).__name__}): delete it to restart the run") from None
-    if not isinstance(ck, dict) or ck.get('format') != CHECKPOINT_FORMAT: raise CheckpointError(f"{str(path)!r} is not a training checkpoint: delete it to restart the run")
+    ck = load_saved(path, 'training checkpoint', corrupt='delete it to restart the run', fmt=CHECKPOINT_FORMAT)
     diff = sorted(k for k in set(ck['config']) | set(self.cfg.to_dict()) if ck['config'].get(k) != self.cfg.to_dict().get(k))
     if diff: raise CheckpointError(f"checkpoint {str(path)!r} was written for another config (fields {diff} differ): use another run folder")
     if ck['scheduler']['steps_per_epoch'] != self.steps_per_epoch: raise CheckpointError("checkpoint was written with another number of iterations per epoch: the dataset changed")
