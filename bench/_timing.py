@@ -130,3 +130,13 @@ def fmt_row(row:dict)->str:
     tgt = f" (target {'≥' if t[0] == '>=' else '≤'} {t[1]}: {'met' if row['met'] else 'NOT met'})" if t else ''
     return (f"{row['case']}: A {row['a']} {fmt_value(row['a_value']['median'], row['unit'])}, B {row['b']} "
             f"{fmt_value(row['b_value']['median'], row['unit'])}, B/A {r['median']:.3f} [{r['min']:.3f}–{r['max']:.3f}]{tgt}")
+
+
+def bench_parser(doc:str, device_help:str='cpu (default) or cuda', out_help:str|None=None):
+    "The command line every benchmark module shares: `--quick`, `--device`, `--out` (add its own flags to the returned parser)"
+    import argparse
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument('--quick', action='store_true', help='small sizes, a few seconds, for smoke tests')
+    p.add_argument('--device', default=None, help=device_help)
+    p.add_argument('--out', default=None, help=out_help or 'JSON output path (default: bench/results/<benchmark>_<device>.json)')
+    return p

@@ -16,13 +16,12 @@ Targets: ≥ 3 for resnet18 training on GPU, ≥ 1 (no slower) on CPU.
     python -m bench.data_pipeline [--quick] [--device cpu]
 """
 from __future__ import annotations
-import argparse
 import numpy as np
 import torch
 from freetickets_nb.core import get_device
 from freetickets_nb.data import DataBundle, TensorSplit
 from freetickets_nb.models import create_model
-from bench._timing import alternate, compare, fmt_row, result, sync_fn, train_step, write_result
+from bench._timing import bench_parser, alternate, compare, fmt_row, result, sync_fn, train_step, write_result
 
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # the reference code's constants
 
@@ -107,11 +106,8 @@ def run(quick:bool=False, device:str|None=None, n_images:int|None=None, n_train:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--quick', action='store_true')
-    p.add_argument('--device', default=None, help='cpu (default) or cuda')
+    p = bench_parser(__doc__)
     p.add_argument('--model', default=None, help='resnet18 (default on CUDA) or resnet20 (default on CPU)')
-    p.add_argument('--out', default=None)
     a = p.parse_args(argv)
     for row in run(a.quick, a.device, model=a.model, out=a.out)['rows']: print(fmt_row(row))
 

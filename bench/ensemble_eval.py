@@ -9,12 +9,11 @@ inputs; ratio = loop time / vectorised time.
     python -m bench.ensemble_eval [--quick] [--device cpu]
 """
 from __future__ import annotations
-import argparse
 import torch
 from freetickets_nb.core import get_device
 from freetickets_nb.metrics import predict
 from freetickets_nb.models import create_model
-from bench._timing import alternate, compare, fmt_row, result, sync_fn, write_result
+from bench._timing import bench_parser, alternate, compare, fmt_row, result, sync_fn, write_result
 
 SHAPES = {'mlp': (1, 28), 'resnet20': (3, 32)}
 
@@ -50,10 +49,7 @@ def run(quick:bool=False, device:str|None=None, repeats:int|None=None, out=None)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--quick', action='store_true')
-    p.add_argument('--device', default=None, help='cpu (default) or cuda')
-    p.add_argument('--out', default=None)
+    p = bench_parser(__doc__)
     a = p.parse_args(argv)
     for row in run(a.quick, a.device, out=a.out)['rows']: print(fmt_row(row))
 

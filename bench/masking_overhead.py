@@ -15,12 +15,12 @@ The topology update is also timed on its own, which gives the amortised overhead
     python -m bench.masking_overhead [--quick] [--model mlp] [--device cpu]
 """
 from __future__ import annotations
-import argparse, statistics
+import statistics
 import torch
 from freetickets_nb.core import get_device
 from freetickets_nb.dst import DSTConfig, SparseController
 from freetickets_nb.models import create_model
-from bench._timing import alternate, compare, fmt_row, result, summary, sync_fn, time_block, train_step, write_result
+from bench._timing import bench_parser, alternate, compare, fmt_row, result, summary, sync_fn, time_block, train_step, write_result
 
 SHAPES = {'mlp': (1, 28), 'lenet5': (1, 28), 'resnet20': (3, 32), 'resnet18': (3, 32)}
 TARGETS = {'cpu': ('<=', 1.05), 'cuda': ('<=', 1.03)}
@@ -82,12 +82,9 @@ def run(quick:bool=False, model:str='mlp', device:str|None=None, batch_size:int=
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--quick', action='store_true', help='a few seconds, for smoke tests')
+    p = bench_parser(__doc__)
     p.add_argument('--model', default='mlp', help='architecture name for models.create_model (default: mlp)')
-    p.add_argument('--device', default=None, help='cpu (default) or cuda')
     p.add_argument('--batch-size', type=int, default=128)
-    p.add_argument('--out', default=None, help='JSON output path (default: bench/results/masking_overhead_<device>.json)')
     a = p.parse_args(argv)
     r = run(quick=a.quick, model=a.model, device=a.device, batch_size=a.batch_size, out=a.out)
     for row in r['rows']: print(f"{r['model']}: {fmt_row(row)}")

@@ -9,12 +9,11 @@ the same machine state); the ratio sequential / batched is the speed-up.
     python -m bench.pools_search [--quick] [--device cuda]
 """
 from __future__ import annotations
-import argparse
 import torch
 from freetickets_nb.core import get_device
 from freetickets_nb.data import get_dataset
 from freetickets_nb.pools import INTERPOLATION_ALPHAS, SoupEvaluator, tiny_bn_net, topk_masks, apply_masks
-from bench._timing import alternate, compare, fmt_row, result, sync_fn, write_result
+from bench._timing import bench_parser, alternate, compare, fmt_row, result, sync_fn, write_result
 
 
 def _tickets(width, device):
@@ -61,10 +60,7 @@ def run(quick:bool=False, device:str|None=None, repeats:int|None=None, out=None)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--quick', action='store_true')
-    p.add_argument('--device', default=None)
-    p.add_argument('--out', default=None)
+    p = bench_parser(__doc__)
     a = p.parse_args(argv)
     for row in run(a.quick, a.device, out=a.out)['rows']: print(fmt_row(row))
 

@@ -15,13 +15,13 @@ Written as Markdown to `bench/results/profile_demo_<device>.md` (plus the JSON).
     python -m bench.profile_demo [--quick]
 """
 from __future__ import annotations
-import argparse, tempfile, time
+import tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 import torch
 from freetickets_nb.core import get_device, md_table
 from freetickets_nb.train import TrainConfig, Trainer
-from bench._timing import RESULTS, result, write_result
+from bench._timing import bench_parser, RESULTS, result, write_result
 
 SECTIONS = ('data loading', 'forward', 'backward', 'optimizer (zero_grad + step)', 'mask hooks', 'topology update',
             'evaluation', 'checkpoint + ticket I/O', 'history CSV')
@@ -168,10 +168,7 @@ def run(quick:bool=False, device:str|None=None, epochs:int|None=None, out=None)-
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--quick', action='store_true')
-    p.add_argument('--device', default=None)
-    p.add_argument('--out', default=None, help='JSON path (the Markdown page goes next to it)')
+    p = bench_parser(__doc__, out_help='JSON path (the Markdown page goes next to it)')
     a = p.parse_args(argv)
     print(to_markdown(run(a.quick, a.device, out=a.out)))
 

@@ -11,12 +11,12 @@ GPU only: on CPU the benchmark is skipped with a note.
     python -m bench.wrn_mfu [--quick] [--device cuda] [--compile]
 """
 from __future__ import annotations
-import argparse, copy, math
+import copy, math
 import torch
 from freetickets_nb.core import get_device
 from freetickets_nb.flops import inference_flops
 from freetickets_nb.models import create_model
-from bench._timing import alternate, compare, fmt_row, result, summary, sync_fn, train_step, write_result
+from bench._timing import bench_parser, alternate, compare, fmt_row, result, summary, sync_fn, train_step, write_result
 
 # dense bf16 tensor-core peaks (TFLOP/s, without sparsity), by a substring of torch.cuda.get_device_name
 PEAK_BF16_TFLOPS = (('H100 PCIe', 756.0), ('H100', 989.0), ('H200', 989.0), ('GH200', 989.0), ('A100', 312.0))
@@ -79,11 +79,8 @@ def run(quick:bool=False, device:str|None=None, model:str='wrn-28-10', batch_siz
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--quick', action='store_true')
-    p.add_argument('--device', default=None, help='cuda (default when available)')
+    p = bench_parser(__doc__, device_help='cuda (default when available)')
     p.add_argument('--compile', action='store_true', help='also time a torch.compile-d bf16 + channels_last model')
-    p.add_argument('--out', default=None)
     a = p.parse_args(argv)
     r = run(a.quick, a.device, compile=a.compile, out=a.out)
     if r.get('skipped'): print(f"wrn_mfu skipped: {r['skipped']}")
