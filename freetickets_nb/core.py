@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #714942c8
 from __future__ import annotations
-import dataclasses, functools, hashlib, json, os, sys, tempfile
+import argparse, contextlib, dataclasses, functools, hashlib, json, os, signal, socket, sys, tempfile, threading, zipfile
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -12,9 +12,11 @@ import torch
 
 # %% auto #0
 __all__ = ['PURPOSES', 'FreeTicketsError', 'ConfigError', 'DataError', 'CheckpointError', 'OutputError', 'TrainingError',
-           'cli_errors', 'derive_seed', 'make_generator', 'Generators', 'make_generators', 'get_device', 'Registry',
-           'Config', 'canonical_json', 'short_hash', 'ensure_dir', 'atomic_write', 'atomic_save', 'load_saved',
-           'save_json', 'load_json', 'run_dir', 'md_table']
+           'Interrupted', 'cli_errors', 'OneLineParser', 'derive_seed', 'make_generator', 'Generators',
+           'make_generators', 'get_device', 'set_deterministic', 'deterministic_from_env', 'Registry', 'Config',
+           'canonical_json', 'short_hash', 'set_crash_plan', 'crash_point', 'ensure_dir', 'atomic_write',
+           'clean_stale_tmp', 'atomic_save', 'load_saved', 'save_json', 'load_json', 'graceful_stop', 'stop_requested',
+           'raise_if_stopped', 'run_dir', 'md_table']
 
 # %% ../nbs/00_core.ipynb #0db8156f
 class FreeTicketsError(Exception):
@@ -24,17 +26,32 @@ class DataError(FreeTicketsError, FileNotFoundError): "A dataset is missing or m
 class CheckpointError(FreeTicketsError, RuntimeError): "A checkpoint is corrupt or does not match the model"
 class OutputError(FreeTicketsError, OSError): "An output location cannot be written"
 class TrainingError(FreeTicketsError, RuntimeError): "Training diverged (NaN or inf loss)"
+class Interrupted(FreeTicketsError):
+    "SIGINT or SIGTERM stopped the work after a checkpoint was written; the exit status is 128 + the signal number"
+    def __init__(self, msg:str, signum:int=signal.SIGINT): super().__init__(msg); self.signum = int(signum)
+    @property
+    def exit_code(self)->int: return 128 + self.signum
 
 # %% ../nbs/00_core.ipynb #23307952
 def cli_errors(f:Callable)->Callable:
-    "Decorator for CLI entry points: print a `FreeTicketsError` as one line and exit with status 2"
+    "Decorator for CLI entry points: print a `FreeTicketsError` as one line and exit with status 2 (`Interrupted`: 128 + signal)"
     @functools.wraps(f)
     def _inner(*args, **kwargs):
         try: return f(*args, **kwargs)
         except FreeTicketsError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            print(f"{'stopped' if isinstance(e, Interrupted) else 'error'}: {e}", file=sys.stderr)
+            sys.exit(getattr(e, 'exit_code', 2))
+        except KeyboardInterrupt:
+            print("stopped: interrupted at once (second signal); finished runs and the last checkpoint are kept: "
+                  "run the same command again to resume", file=sys.stderr)
+            sys.exit(128 + signal.SIGINT)
     return _inner
+
+class OneLineParser(argparse.ArgumentParser):
+    "`ArgumentParser` whose usage errors are one line naming the problem and `--help`, with exit status 2"
+    def error(self, message:str):
+        print(f"error: {self.prog}: {message}: see {self.prog} --help", file=sys.stderr)
+        sys.exit(2)
 
 # %% ../nbs/00_core.ipynb #4126c66f
 PURPOSES = ('init', 'masks', 'data', 'growth', 'noise')
@@ -75,6 +92,19 @@ def get_device(device:str|torch.device|None=None)->torch.device:
     if dev.type == 'cuda' and not torch.cuda.is_available():
         raise ConfigError(f"device {choice!r} requested but CUDA is not available: use --device cpu or unset FREETICKETS_DEVICE")
     return dev
+
+# %% ../nbs/00_core.ipynb #988374b5
+def set_deterministic(on:bool=True):
+    "Make CUDA kernels deterministic (`torch.use_deterministic_algorithms`, fixed cuDNN algorithms, cuBLAS workspace); CPU runs already are"
+    if on: os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8') # read when cuBLAS starts: call before the first CUDA matmul
+    torch.use_deterministic_algorithms(on, warn_only=True)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = not on, on
+
+def deterministic_from_env()->bool:
+    "Call `set_deterministic()` when `$FREETICKETS_DETERMINISTIC` is 1/true; returns whether it did"
+    on = os.environ.get('FREETICKETS_DETERMINISTIC', '').lower() in ('1', 'true', 'yes')
+    if on: set_deterministic()
+    return on
 
 # %% ../nbs/00_core.ipynb #ca2b2dde
 class Registry(dict):
@@ -131,6 +161,37 @@ def short_hash(cfg:Config, n:int=8)->str:
     "Stable `n`-character hex hash of `canonical_json(cfg)`, used to name run folders"
     return hashlib.sha256(canonical_json(cfg).encode()).hexdigest()[:n]
 
+# %% ../nbs/00_core.ipynb #5545605f
+@dataclass
+class _CrashPlan:
+    point:str|None=None; sub:str=''; n:int=0; sig:int=signal.SIGKILL; log:str|None=None
+    counts:dict=dataclasses.field(default_factory=dict); hits:int=0
+
+def _crash_plan(spec:str|None=None, log:str|None=None)->_CrashPlan:
+    if not spec: return _CrashPlan(log=log)
+    try:
+        point, n, *sig = spec.split(':')
+        point, _, sub = point.partition('@')
+        return _CrashPlan(point, sub, int(n), getattr(signal, f"SIG{sig[0]}") if sig else signal.SIGKILL, log)
+    except (ValueError, AttributeError): raise ConfigError(f"bad crash plan {spec!r}: use point[@text]:n[:TERM|INT], e.g. write@ticket.pt:1") from None
+
+_CRASH = _crash_plan(os.environ.get('FREETICKETS_CRASH_AT'), os.environ.get('FREETICKETS_CRASH_LOG'))
+
+def set_crash_plan(spec:str|None=None, log:str|None=None):
+    "Set (or clear, with no arguments) the crash plan of this process, as `FREETICKETS_CRASH_AT` / `FREETICKETS_CRASH_LOG` do"
+    global _CRASH
+    _CRASH = _crash_plan(spec, log)
+
+def crash_point(point:str, detail:str=''):
+    "A moment where tests may kill this process; does nothing unless a crash plan is set"
+    if _CRASH.point is None and _CRASH.log is None: return
+    n = _CRASH.counts[point] = _CRASH.counts.get(point, 0) + 1
+    if _CRASH.log:
+        with open(_CRASH.log, 'a') as f: f.write(f"{point} {n} {detail}\n")
+    if point == _CRASH.point and _CRASH.sub in detail:
+        _CRASH.hits += 1
+        if _CRASH.hits == _CRASH.n: os.kill(os.getpid(), _CRASH.sig)
+
 # %% ../nbs/00_core.ipynb #18d9c249
 def ensure_dir(path)->Path:
     "Create `path` (and parents) and check it is writable, raising `OutputError` with the fix otherwise"
@@ -145,33 +206,65 @@ def _umask()->int:
     m = os.umask(0); os.umask(m)
     return m
 
+_HOST = socket.gethostname().split('.')[0].replace('-', '_') or 'host'
+
 def atomic_write(path, data:bytes|str|Callable)->Path:
     "Write `data` (bytes, text, or a function writing to a binary file object) to `path` atomically"
     path = Path(path)
     ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.{_HOST}-{os.getpid()}.', suffix='.tmp')
     try:
         os.chmod(tmp, 0o666 & ~_umask()) # mkstemp creates 0600; results should get the usual permissions
         with os.fdopen(fd, 'wb') as f:
             if callable(data): data(f)
             else: f.write(data.encode() if isinstance(data, str) else data)
+            f.flush(); os.fsync(f.fileno())
+        crash_point('write', path.name)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.remove(tmp)
         raise
+    crash_point('written', path.name)
     return path
+
+def _alive(pid:int)->bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass
+    return True
+
+def clean_stale_tmp(folder)->list:
+    "Remove the temporary files under `folder` left by killed processes of this host; returns their paths"
+    gone = []
+    for f in Path(folder).rglob('.*.tmp'):
+        host_pid = f.name[:-len('.tmp')].rsplit('.', 2)[-2] if f.name.count('.') >= 3 else ''
+        host, _, pid = host_pid.rpartition('-')
+        if host == _HOST and pid.isdigit() and not _alive(int(pid)):
+            f.unlink(missing_ok=True); gone.append(f)
+    return gone
 
 # %% ../nbs/00_core.ipynb #e77d1f22
 def atomic_save(obj, path)->Path:
     "`torch.save` `obj` to `path` atomically"
     return atomic_write(path, lambda f: torch.save(obj, f))
 
+def _bad_entry(path)->str|None:
+    "The first member of the zip archive `path` whose CRC-32 does not match its bytes (None: all match)"
+    try:
+        with zipfile.ZipFile(path) as z: return z.testzip()
+    except zipfile.BadZipFile: return None # not a zip (legacy format): `torch.load` decides
+    except (zipfile.LargeZipFile, OSError, EOFError, ValueError) as e: return type(e).__name__
+
 def load_saved(path, what:str, # what the file is, for messages: 'ticket', 'mask file', …
                missing:str='check the path', # the fix named when the file does not exist
                corrupt:str='delete it and re-create it', # the fix named when it cannot be read or is of another kind
                fmt:str|None=None, # the `format` tag the saved dict must carry (None: any content)
+               verify:bool=True, # check the CRC-32 checksums of the archive before loading
               )->Any:
     "`torch.load` (CPU, tensors only) of a file written by `atomic_save`, raising `CheckpointError` that names `what` and the fix"
+    if not Path(path).exists(): raise CheckpointError(f"{what} {str(path)!r} does not exist: {missing}")
+    bad = _bad_entry(path) if verify else None
+    if bad: raise CheckpointError(f"{what} {str(path)!r} is corrupt (checksum mismatch in {bad.rsplit('/', 1)[-1]}): {corrupt}")
     try: d = torch.load(path, map_location='cpu', weights_only=True)
     except FileNotFoundError: raise CheckpointError(f"{what} {str(path)!r} does not exist: {missing}") from None
     except Exception as e: raise CheckpointError(f"{what} {str(path)!r} is corrupt ({type(e).__name__}): {corrupt}") from None
@@ -179,14 +272,56 @@ def load_saved(path, what:str, # what the file is, for messages: 'ticket', 'mask
         raise CheckpointError(f"{str(path)!r} is not a {what} ({fmt}): {corrupt}")
     return d
 
-def save_json(obj, path)->Path:
-    "Write `obj` as indented JSON to `path` atomically"
-    return atomic_write(path, json.dumps(_jsonable(obj), indent=1, sort_keys=True) + '\n')
+def _digest(obj)->str: return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(',', ':')).encode()).hexdigest()
 
-def load_json(path)->Any:
-    "Read JSON from `path`, raising `CheckpointError` naming the file when it is corrupt"
-    try: return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as e: raise CheckpointError(f"{path} is not valid JSON ({e.msg}): delete it and re-run") from None
+def save_json(obj, path, checksum:bool=False)->Path:
+    "Write `obj` as indented JSON to `path` atomically; with `checksum`, a dict gets a `_sha256` of its content"
+    obj = _jsonable(obj)
+    if checksum and isinstance(obj, dict): obj = {**obj, '_sha256': _digest({k: v for k, v in obj.items() if k != '_sha256'})}
+    return atomic_write(path, json.dumps(obj, indent=1, sort_keys=True) + '\n')
+
+def load_json(path, what:str='file', # what the file is, for messages
+              fix:str='delete it and re-run', # the fix named when it is corrupt
+             )->Any:
+    "Read JSON from `path`, checking its `_sha256` when it has one (and dropping it); `CheckpointError` naming the file when corrupt"
+    try: obj = json.loads(Path(path).read_text())
+    except FileNotFoundError: raise CheckpointError(f"{what} {str(path)!r} does not exist: check the path") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise CheckpointError(f"{what} {str(path)!r} is not valid JSON ({getattr(e, 'msg', e)}): {fix}") from None
+    if isinstance(obj, dict) and '_sha256' in obj:
+        want = obj.pop('_sha256')
+        if _digest(obj) != want: raise CheckpointError(f"{what} {str(path)!r} is corrupt (checksum mismatch): {fix}")
+    return obj
+
+# %% ../nbs/00_core.ipynb #ac6b6a6a
+class _StopState: signum:int|None = None; depth:int = 0
+
+def _on_signal(signum, frame):
+    if _StopState.signum is not None: raise KeyboardInterrupt # the second signal: stop now
+    _StopState.signum = signum
+
+@contextlib.contextmanager
+def graceful_stop():
+    "While active (in the main thread), SIGINT and SIGTERM set the flag read by `stop_requested` instead of stopping the process"
+    if threading.current_thread() is not threading.main_thread() or _StopState.depth: # nested, or not allowed to install handlers
+        _StopState.depth += 1
+        try: yield
+        finally: _StopState.depth -= 1
+        return
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    _StopState.depth, _StopState.signum = 1, None
+    try: yield
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+        _StopState.depth, _StopState.signum = 0, None
+
+def stop_requested()->int|None:
+    "The signal number received inside `graceful_stop` (None: keep going)"
+    return _StopState.signum
+
+def raise_if_stopped(where:str):
+    "Raise `Interrupted` when a stop was requested; for loops whose finished steps are already on disk (methods of a study, pool levels)"
+    if sig := stop_requested():
+        raise Interrupted(f"{signal.Signals(sig).name} received: stopped {where}; finished work is kept: run the same command again to resume", sig)
 
 # %% ../nbs/00_core.ipynb #a9593122
 def run_dir(root, method:str, cfg:Config)->Path:

@@ -116,7 +116,12 @@ def train_member(cfg:TrainConfig, out, kind:str|None=None, data=None, device=Non
     kind = kind or ('dense' if not cfg.sparse else 'static' if cfg.static else 'dst')
     folder = member_dir(out, kind, cfg)
     if not _done(folder): Trainer(cfg, folder, device=device, data=data, progress=progress, verbose=verbose, **kw).fit()
+    else: _check_done(folder/'ticket.pt', cfg)
     return folder
+
+def _check_done(ticket:Path, cfg:TrainConfig):
+    "A finished run's ticket must load and belong to `cfg`; otherwise `CheckpointError` naming the file and the fix"
+    load_ticket(ticket, cfg, fix=f"delete the folder {str(ticket.parent)!r} to retrain this run")
 
 # %% ../nbs/07_ensembles.ipynb #98d35768
 class EDSTCallback:
@@ -152,7 +157,9 @@ def train_edst(base:TrainConfig, ens:EnsembleConfig, out, data=None, device=None
     E, t_ex = edst_epochs(ens, base)
     folder = member_dir(out, 'edst', cfg, ens.replace(pf_epochs=0, pf_lr=0.01))
     paths = [folder/f'ticket_{i}.pt' for i in range(1, ens.members + 1)]
-    if _done(folder) and all(p.exists() for p in paths): return paths
+    if _done(folder) and all(p.exists() for p in paths):
+        for p in paths: _check_done(p, cfg)
+        return paths
     cb = EDSTCallback(edst_schedule(E, t_ex, ens.members, cfg.lr), ens)
     tr = Trainer(cfg, folder, device=device, data=data, lr_fn=cb.lr, callbacks=[cb, *callbacks], progress=progress, verbose=verbose, desc='edst-ensemble')
     tr.fit()
@@ -173,6 +180,7 @@ def train_pf_member(parent:TrainConfig, cfg:TrainConfig, out, data=None, device=
     p = train_member(parent, out, data=data, device=device, progress=progress, verbose=verbose)
     folder = _pf_dir(out, cfg, parent)
     if not _done(folder): _pf_trainer(p/'ticket.pt', cfg, folder, data=data, device=device, progress=progress, verbose=verbose, desc=desc).fit()
+    else: _check_done(folder/'ticket.pt', cfg)
     return folder/'ticket.pt'
 
 def train_pf(base:TrainConfig, ens:EnsembleConfig, out, data=None, device=None, progress=None, verbose=False)->list:
@@ -201,26 +209,34 @@ def write_manifest(path, method:str, tickets:list, ens:EnsembleConfig, base:Trai
     m = dict(format=MANIFEST_FORMAT, method=method, members=members, ensemble=ens.to_dict(), train=base.to_dict(),
              train_flops=train_flops, train_flops_x_dense=train_flops / dense_train_flops if dense_train_flops else None,
              metrics=dict(metrics or {}), **(extra or {}))
-    save_json(m, path)
+    save_json(m, path, checksum=True)
     return path
 
 def load_manifest(path)->dict:
-    "Read and check a manifest; ticket paths become absolute"
+    "Read and check a manifest (checksum, format, every ticket present); ticket paths become absolute"
     path = Path(path)
     if not path.exists(): raise CheckpointError(f"manifest {str(path)!r} does not exist: run ft-study first or check the path")
-    try: m = load_json(path)
-    except ValueError: raise CheckpointError(f"manifest {str(path)!r} is not valid JSON: it is corrupt; re-run ft-study to rewrite it") from None
+    m = load_json(path, 'manifest', fix='re-run the ft-study command that wrote it (it reuses the trained runs)')
     if not isinstance(m, dict) or m.get('format') != MANIFEST_FORMAT or not m.get('members'):
         raise CheckpointError(f"{str(path)!r} is not an ensemble manifest ({MANIFEST_FORMAT})")
     for mem in m['members']: mem['ticket'] = str((path.parent/mem['ticket']).resolve())
+    gone = [mem['ticket'] for mem in m['members'] if not Path(mem['ticket']).exists()]
+    if gone: raise CheckpointError(f"manifest {str(path)!r} points to {len(gone)} missing ticket{'s' * (len(gone) > 1)} ({', '.join(map(repr, gone))}): "
+                                   "restore them, or re-run the ft-study command that wrote it to retrain them")
     return m
 
 def load_members(manifest, device=None)->list:
-    "`[(model, masks), …]` of every member of a manifest (dict or path), in eval mode"
+    "`[(model, masks), …]` of every member of a manifest (dict or path), in eval mode; a ticket that is not the member the manifest names is refused"
     m = manifest if isinstance(manifest, dict) else load_manifest(manifest)
     out = []
     for mem in m['members']:
-        model, masks = ticket_model(mem['ticket'], device=device)
+        t = load_ticket(mem['ticket'], fix='restore it, or re-run the ft-study command that wrote the manifest')
+        want = dict(seed=mem['seed'], epoch=mem['epoch'], dataset=m['train']['dataset'], model=m['train']['model'])
+        got = dict(seed=t['seed'], epoch=t['epoch'], dataset=t['config']['dataset'], model=t['config']['model'])
+        if got != want:
+            diff = '; '.join(f"{k}: {got[k]!r} in the ticket, {want[k]!r} in the manifest" for k in want if got[k] != want[k])
+            raise CheckpointError(f"ticket {mem['ticket']!r} is not the member the manifest names ({diff}): re-run the ft-study command that wrote it")
+        model, masks = ticket_model(t, device=device)
         out.append((model.eval(), masks))
     return out
 

@@ -114,11 +114,11 @@ def train_level(trunk, level:int, imp:IMPConfig, train:TrainConfig, masks:Masks|
             torch.manual_seed(derive_seed(train.seed, 'init')); model = model_fn()
     if level == 0:
         rw = Path(trunk)/'rewind.pt'
-        tr = Trainer(cfg, folder, device=device, data=data, model=model, callbacks=[_SaveRewind(rw, imp.rewind_epoch)], verbose=verbose)
-        if tr.epoch == 0 and imp.rewind_epoch == 0: atomic_save({n: v.detach().cpu().clone() for n, v in tr.model.state_dict().items()}, rw)
+        tr = Trainer(cfg, folder, device=device, data=data, model=model, callbacks=[_SaveRewind(rw, imp.rewind_epoch)], verbose=verbose, desc='IMP level 0')
+        if tr.it == 0 and imp.rewind_epoch == 0: atomic_save({n: v.detach().cpu().clone() for n, v in tr.model.state_dict().items()}, rw)
     else:
-        tr = Trainer(cfg, folder, device=device, data=data, model=model, verbose=verbose)
-        if tr.epoch == 0:
+        tr = Trainer(cfg, folder, device=device, data=data, model=model, verbose=verbose, desc=f'IMP level {level}')
+        if tr.it == 0: # a fresh level: rewind (a resumed one continues from its checkpoint)
             tr.model.load_state_dict(load_saved(Path(trunk)/'rewind.pt', 'rewind weights file', corrupt='delete the trunk folder to restart the chain'))
             tr.sparse.detach()
             tr.sparse = SparseController(tr.model, cfg.dst_config(), tr.opt, masks=full_masks(tr.model, masks))

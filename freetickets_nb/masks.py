@@ -265,9 +265,11 @@ def check(self:Masks, model:nn.Module, ignore:tuple=())->Masks:
     "Raise `CheckpointError` unless the masks name exactly the model's masked weights (less `ignore`), with their shapes"
     ws = maskable_weights(model, ignore)
     missing, extra = sorted(set(ws) - set(self)), sorted(set(self) - set(ws))
-    shape = sorted(k for k in set(ws) & set(self) if tuple(ws[k].shape) != tuple(self[k].shape))
+    shape = [f"{k} {tuple(self[k].shape)} in the masks, {tuple(ws[k].shape)} in the model" for k in sorted(set(ws) & set(self))
+             if tuple(ws[k].shape) != tuple(self[k].shape)]
     if missing or extra or shape:
-        raise CheckpointError(f"masks do not match the model (missing {missing}, unexpected {extra}, wrong shape {shape}): load masks saved for this architecture")
+        diff = '; '.join([f"missing {missing}"] * bool(missing) + [f"unexpected {extra}"] * bool(extra) + [f"wrong shape: {', '.join(shape)}"] * bool(shape))
+        raise CheckpointError(f"masks do not match the model ({diff}): load masks saved for this architecture")
     return self
 
 @patch

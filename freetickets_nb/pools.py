@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from torch.func import functional_call, vmap
-from .core import (Config, ConfigError, DataError, Registry, atomic_save, atomic_write, ensure_dir, get_device,
+from .core import (Config, ConfigError, DataError, Registry, atomic_save, atomic_write, ensure_dir, get_device, raise_if_stopped,
                                  load_json, make_generator, md_table, save_json, short_hash)
 from .masks import Masks
 from .data import get_dataset
@@ -612,7 +612,7 @@ def _pool_level(folder:Path, level:int, tickets, masks, ev, test, cfg:PoolConfig
         if len(r.trace): traces.append(r.trace.assign(method=row['method']))
     rows = pool_levels(tickets, masks, ev, test, targets=[level], cfg=cfg, on_result=keep)
     rows['ticket'] = [f'level_{level}/{m}.pt' if m in save else None for m in rows.method]
-    pd.concat(traces, ignore_index=True).to_csv(d/'trace.csv', index=False)
+    atomic_write(d/'trace.csv', pd.concat(traces, ignore_index=True).to_csv(index=False))
     save_json(rows.to_dict('records'), d/'results.json')
     return rows
 
@@ -642,6 +642,7 @@ def run_lottery_pools(train_cfg:TrainConfig, # the training run of every IMP lev
         ev = pool_evaluator(pool_cfg, model_fn() if model_fn else build_model(train_cfg, data), data, dev, train_cfg.seed, batched)
         test = fixed_batches(data.loader('test', 1024, dev))
         for l in todo:
+            raise_if_stopped(f"before pooling level {l}")
             rows = _pool_level(folder, l, tickets[:L], masks[:L], ev, test, pool_cfg, load_ticket(level_dir(trunk, l)/'ticket.pt'), save)
             if verbose: print(f"level {l}: " + ', '.join(f'{m} {a:.4f}' for m, a in zip(rows.method, rows.test_acc)))
     long = pd.concat([pd.DataFrame(load_json(folder/f'level_{l}'/'results.json')).assign(pooled=l in todo) for l in range(L)], ignore_index=True)
@@ -650,7 +651,7 @@ def run_lottery_pools(train_cfg:TrainConfig, # the training run of every IMP lev
 def _summarize(trunk, folder, long, imp, out, train_cfg, imp_cfg, pool_cfg)->LotteryPoolsResult:
     "Write `levels.csv`, `summary.json` and `summary.md`; return the result"
     table = levels_table(long)
-    long.drop(columns='pooled').to_csv(folder/'levels.csv', index=False)
+    atomic_write(folder/'levels.csv', long.drop(columns='pooled').to_csv(index=False))
     summary = dict(trunk=str(Path(trunk).relative_to(out)), branch=folder.name, dataset=train_cfg.dataset, model=train_cfg.model,
                    levels=imp_cfg.levels, methods=list(pool_cfg.methods), ema=f'v = {pool_cfg.ema_value}; incoming: soup ← (1−v)·soup + v·θ_i, textbook: soup ← v·soup + (1−v)·θ_i',
                    selection='validation split (search and best-epoch tickets); test reported only',

@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_study.ipynb #c9536729
 from __future__ import annotations
-import argparse, hashlib, json, math, os, platform, shutil, sys, time
+import argparse, hashlib, json, math, os, platform, shutil, signal, sys, time
 from dataclasses import dataclass, fields
 from functools import partial
 from typing import Callable
@@ -13,15 +13,16 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.basics import patch
 import matplotlib; import matplotlib.pyplot as plt
-from .core import (Config, short_hash, ConfigError, DataError, CheckpointError, OutputError, FreeTicketsError, cli_errors, get_device,
+from .core import (Config, short_hash, ConfigError, DataError, CheckpointError, OutputError, FreeTicketsError, Interrupted, OneLineParser,
+                                 cli_errors, clean_stale_tmp, deterministic_from_env, get_device, graceful_stop, raise_if_stopped, set_deterministic,
                                  ensure_dir, atomic_write, save_json, load_json, md_table)
 from .plots import new_fig, save_fig
 from .data import get_dataset
-from .train import TrainConfig, ticket_model
+from .train import TrainConfig, ticket_model, check_data_root
 from .lottery import IMPConfig, imp_dir, level_dir
 from .pools import PoolConfig, run_lottery_pools
 from .ensembles import (METHODS, EnsembleConfig, train_ensemble, write_manifest, load_manifest, load_members,
-                                      run_train_flops, member_configs, training_jobs, train_parallel, forward_flops, EnsembleRun, Job)
+                                      run_train_flops, member_configs, training_jobs, train_parallel, forward_flops, EnsembleRun, Job, edst_epochs)
 from .metrics import Predictions, predict, member_summary, ood_eval, plot_reliability, ECE_VARIANTS
 from .corruptions import corruption_eval, corruption_summary
 from .function_space import PredictionRecorder, load_trajectory, tsne_trajectories, plot_trajectories
@@ -29,9 +30,9 @@ from .landscape import landscape_batches, interpolate_path, barrier, plot_path, 
 from .diversity import diversity_summary, disagreement_matrix, kl_matrix, mask_distance_matrix, plot_matrices
 
 # %% auto #0
-__all__ = ['ALL_METHODS', 'PRESETS', 'STUDY_POOLS', 'TRAJECTORY_METHODS', 'EVAL_VERSION', 'RESULT_COLUMNS', 'StudyConfig',
-           'study_config', 'train_lottery', 'recorders', 'nonzero_params', 'evaluate_ensemble', 'launch_env',
-           'run_study', 'results_table', 'command_line', 'write_report', 'main', 'eval_main']
+__all__ = ['ALL_METHODS', 'PRESETS', 'STUDY_POOLS', 'TRAJECTORY_METHODS', 'EVAL_VERSION', 'RESULT_COLUMNS', 'STUDY_FILES',
+           'StudyConfig', 'study_config', 'train_lottery', 'recorders', 'nonzero_params', 'evaluate_ensemble',
+           'launch_env', 'run_study', 'results_table', 'command_line', 'write_report', 'main', 'eval_main']
 
 # %% ../nbs/16_study.ipynb #5a82418f
 ALL_METHODS = METHODS + ('lottery-pools',)
@@ -82,7 +83,9 @@ class StudyConfig(Config):
         if not self.methods: raise ConfigError("no methods given: pass e.g. --methods dense,dst-ensemble")
         bad = [m for m in self.methods if m not in ALL_METHODS]
         if bad: raise ConfigError(f"unknown method{'s' if len(bad) > 1 else ''} {', '.join(map(repr, bad))}: choose from {', '.join(ALL_METHODS)}")
-        self.train_config(); self.ensemble_config()
+        self.train_config().check_names(); self.ensemble_config()
+        if 'edst-ensemble' in self.methods: edst_epochs(self.ensemble_config(), self.train_config()) # t_ex < E, room for M phases
+        if 'lottery-pools' in self.methods and self.epochs < 2: raise ConfigError(f"lottery-pools rewinds to epoch 1, so it needs epochs >= 2, got {self.epochs}")
         if self.corruption_n < 0 or self.ood_n < 0: raise ConfigError("corruption_n and ood_n must be non-negative")
         if self.ece_variant not in ECE_VARIANTS: raise ConfigError(f"unknown ece_variant {self.ece_variant!r}: use {' or '.join(ECE_VARIANTS)}")
 
@@ -188,22 +191,36 @@ def evaluate_ensemble(manifest, data, cfg:StudyConfig|None=None, device=None, ca
                params=nonzero_params(models))
     if cache:
         preds.save(path.parent/'preds_test.pt')
-        ct.to_csv(path.parent/'corruptions.csv', index=False); ood.to_csv(path.parent/'ood.csv', index=False)
-        save_json(dict(key=key, row=row), cached)
+        atomic_write(path.parent/'corruptions.csv', ct.to_csv(index=False)); atomic_write(path.parent/'ood.csv', ood.to_csv(index=False))
+        save_json(dict(key=key, row=row), cached, checksum=True)
     return row, preds
 
 # %% ../nbs/16_study.ipynb #8a83660e
 RESULT_COLUMNS = ['method', 'members', 'density', 'acc', 'nll', 'ece', 'brier', 'member_acc', 'member_acc_std', 'ood_auroc',
                   'corruption_acc', 'disagreement', 'kl', 'train_flops_x_dense', 'inference_flops_x_dense', 'params']
 
-def _prepare_folder(out:Path, cfg:StudyConfig, resume:bool, force:bool)->StudyConfig:
+STUDY_FILES = {'study.json', 'report.md', 'results.csv', 'results.json', 'barriers.csv', 'figures', 'members', 'lottery', 'previous', *ALL_METHODS,
+               'lottery-ticket'}
+
+def _saved_study(f:Path)->StudyConfig:
+    try: return StudyConfig.from_dict(load_json(f, 'study settings', fix="delete it or choose another --out"))
+    except CheckpointError: raise
+    except (ValueError, TypeError, FreeTicketsError) as e:
+        raise CheckpointError(f"{str(f)!r} is from another version of freetickets_nb ({e}): delete it or choose another --out") from None
+
+def _prepare_folder(out:Path, cfg:StudyConfig, resume:bool, force:bool, given:dict|None=None)->StudyConfig:
+    "Check `out` (writable; empty, or this study's) and write `study.json`; with `resume` return the saved settings"
     ensure_dir(out)
+    clean_stale_tmp(out)
     f = out/'study.json'
     if f.exists():
-        try: old = StudyConfig.from_dict(load_json(f))
-        except (ValueError, TypeError, FreeTicketsError) as e:
-            raise CheckpointError(f"{str(f)!r} is corrupt or from another version ({e}): delete it or choose another --out") from None
-        if resume: return old
+        old = _saved_study(f)
+        if resume:
+            clash = {k: v for k, v in (given or {}).items() if getattr(old, k) != v}
+            if clash: raise ConfigError(f"--resume continues the study in {str(out)!r} with its saved settings, but "
+                                        + '; '.join(f"--{k.replace('_', '-')} {_flag(v)} differs from its {_flag(getattr(old, k))}" for k, v in clash.items())
+                                        + ": drop those flags to resume, or use --force to start these settings there")
+            return old
         if old != cfg:
             if not force:
                 diff = sorted(k for k, v in cfg.to_dict().items() if old.to_dict().get(k) != v)
@@ -211,8 +228,15 @@ def _prepare_folder(out:Path, cfg:StudyConfig, resume:bool, force:bool)->StudyCo
                                   f"use --resume to continue it, --force to start this one there (old results move to previous/), or another --out")
             _archive(out)
     elif resume: raise ConfigError(f"nothing to resume in {str(out)!r}: it holds no study.json; drop --resume to start a study there")
-    save_json(cfg.to_dict(), f)
+    else:
+        foreign = sorted(x.name for x in out.iterdir() if x.name not in STUDY_FILES and not x.name.startswith('.'))
+        if foreign and not force:
+            raise ConfigError(f"{str(out)!r} is not empty and holds no study ({', '.join(foreign[:3])}{', …' if len(foreign) > 3 else ''}): "
+                              "choose a new or empty --out, or pass --force to write the study there anyway")
+    save_json(cfg.to_dict(), f, checksum=True)
     return cfg
+
+def _flag(v)->str: return ','.join(map(str, v)) if isinstance(v, tuple) else str(v)
 
 def _archive(out:Path):
     "Move the report, results and figures of a previous study into `previous/<time>/`"
@@ -229,18 +253,29 @@ def launch_env(device=None)->tuple:
     return rank, world, dev
 
 def run_study(cfg:StudyConfig, out=None, device=None, data_root=None, resume:bool=False, force:bool=False, corruption_root=None, download:bool=False,
-              progress:bool|None=None, verbose:bool=True)->pd.DataFrame:
+              progress:bool|None=None, verbose:bool=True,
+              given:dict|None=None, # settings given explicitly (command-line flags): with `resume`, they must agree with the saved study
+             )->pd.DataFrame:
     "Train, evaluate and report every method of `cfg` in `out` (default `runs/<preset>`); returns the results table"
+    with graceful_stop(): return _run_study(cfg, out, device, data_root, resume, force, corruption_root, download, progress, verbose, given)
+
+def _run_study(cfg, out, device, data_root, resume, force, corruption_root, download, progress, verbose, given):
     rank, world, dev = launch_env(device)
     out = Path(out or Path('runs')/cfg.preset)
     log = (lambda *a: print(*a, flush=True)) if verbose and rank == 0 else (lambda *a: None)
-    if rank == 0: cfg = _prepare_folder(out, cfg, resume, force)
+    check_data_root(data_root, download)
+    if corruption_root is not None and not Path(corruption_root).is_dir():
+        raise DataError(f"corruption root {str(corruption_root)!r} is not a folder: pass the folder of the CIFAR-10-C / CIFAR-100-C .npy files, or drop --corruption-root")
+    saved = out/'study.json'
+    if resume and rank == 0 and saved.exists(): cfg = _saved_study(saved) # the data check below is for the saved study
+    data = None if download else get_dataset(cfg.dataset, root=data_root, seed=cfg.seed) # a missing dataset stops before anything is written
+    if rank == 0: cfg = _prepare_folder(out, cfg, resume, force, given)
     elif resume:
-        while not (out/'study.json').exists(): time.sleep(1)
-        cfg = StudyConfig.from_dict(load_json(out/'study.json'))
+        while not saved.exists(): time.sleep(1)
+        cfg = _saved_study(saved)
     if download and rank == 0: get_dataset(cfg.dataset, root=data_root, download=True)
-    while True:
-        try: data = get_dataset(cfg.dataset, root=data_root, seed=cfg.seed); break
+    while data is None:
+        try: data = get_dataset(cfg.dataset, root=data_root, seed=cfg.seed)
         except DataError:
             if not (download and rank > 0): raise
             time.sleep(5) # rank 0 is still downloading
@@ -254,6 +289,7 @@ def run_study(cfg:StudyConfig, out=None, device=None, data_root=None, resume:boo
         if rank != 0: return pd.DataFrame()
     rows, timings, all_preds, dense_flops = [], {}, {}, None
     for method in cfg.methods:
+        raise_if_stopped(f"before {method}")
         t0 = time.perf_counter()
         if method == 'lottery-pools':
             train, imp, t = cfg.imp_configs()
@@ -272,6 +308,7 @@ def run_study(cfg:StudyConfig, out=None, device=None, data_root=None, resume:boo
             rows.append(row); all_preds[name] = preds
             timings[name] = time.perf_counter() - t0
             log(f"[{name}] acc {row['acc']:.4f}  nll {row['nll']:.4f}  ece {row['ece']:.4f}  ({timings[name]:.1f} s)")
+    raise_if_stopped("before the report")
     table = pd.DataFrame(rows)
     table = table.reindex(columns=RESULT_COLUMNS + sorted(set(table.columns) - set(RESULT_COLUMNS)))
     write_report(out, cfg, table, all_preds, data, timings)
@@ -386,9 +423,9 @@ def write_report(out:Path, cfg:StudyConfig, table:pd.DataFrame, preds:dict, data
 
 # %% ../nbs/16_study.ipynb #6bc8ff6b
 def _parser()->argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='ft-study', description='Train and compare sparse-network ensembles (FreeTickets) and write a report.')
+    p = OneLineParser(prog='ft-study', description='Train and compare sparse-network ensembles (FreeTickets) and write a report.')
     a = p.add_argument
-    a('--preset', default='demo', help=f"settings to start from: {', '.join(PRESETS)} (default: demo)")
+    a('--preset', help=f"settings to start from: {', '.join(PRESETS)} (default: demo)")
     a('--dataset', help='dataset: digits, fashion-mnist, mnist, cifar10, cifar100, svhn')
     a('--model', help='architecture: mlp, lenet5, resnet20, resnet18, wrn-D-K, vgg16, resnet50')
     a('--methods', help=f"comma-separated methods (default: all): {','.join(ALL_METHODS)}")
@@ -411,17 +448,23 @@ def _parser()->argparse.ArgumentParser:
     a('--resume', action='store_true', help="continue the study in --out with the settings saved there")
     a('--force', action='store_true', help='start this study in a folder that holds another one (its report moves to previous/)')
     a('--progress', action='store_true', help='show per-epoch progress bars')
+    a('--deterministic', action='store_true', help='deterministic CUDA kernels (slower; CPU runs always are); FREETICKETS_DETERMINISTIC=1 does the same')
     return p
 
 @cli_errors
 def main(argv=None):
     "Entry point of `ft-study`"
     args = vars(_parser().parse_args(argv))
-    run = {k: args.pop(k) for k in ('device', 'data_root', 'out', 'resume', 'force', 'progress', 'corruption_root', 'download')}
-    cfg = study_config(args.pop('preset'), **args)
+    run = {k: args.pop(k) for k in ('device', 'data_root', 'out', 'resume', 'force', 'progress', 'corruption_root', 'download', 'deterministic')}
+    if run['resume'] and run['force']: raise ConfigError("--resume and --force contradict each other: --resume continues the saved study, --force replaces it")
+    given = {k: v for k, v in args.items() if v is not None}
+    cfg = study_config(args.pop('preset') or 'demo', **args)
+    given = {k: getattr(cfg, k) for k in given} # normalised (e.g. --methods as a tuple)
+    get_device(run['device'])
+    if run['deterministic'] or deterministic_from_env(): set_deterministic()
     out = Path(run['out'] or Path('runs')/cfg.preset)
     table = run_study(cfg, out, device=run['device'], data_root=run['data_root'], resume=run['resume'], force=run['force'],
-                      progress=run['progress'] or None, corruption_root=run['corruption_root'], download=run['download'])
+                      progress=run['progress'] or None, corruption_root=run['corruption_root'], download=run['download'], given=given)
     if len(table):
         with pd.option_context('display.width', 200, 'display.max_columns', 30, 'display.float_format', '{:.4f}'.format):
             print(); print(results_table(table).to_string(index=False))
@@ -430,13 +473,15 @@ def main(argv=None):
 @cli_errors
 def eval_main(argv=None):
     "Entry point of `ft-eval`: evaluate a saved ensemble manifest and print its metrics"
-    p = argparse.ArgumentParser(prog='ft-eval', description='Evaluate a saved ensemble (its manifest.json) on its test set.')
+    p = OneLineParser(prog='ft-eval', description='Evaluate a saved ensemble (its manifest.json) on its test set.')
     p.add_argument('manifest', help='path of an ensemble manifest.json written by ft-study')
     p.add_argument('--device'); p.add_argument('--data-root', '--data_root', dest='data_root')
     p.add_argument('--corruption-n', type=int, default=0, help='test images per corruption cell (0: all)')
     p.add_argument('--corruption-root', help='folder with the released CIFAR-10-C / CIFAR-100-C .npy files (default: generated)')
     p.add_argument('--no-cache', action='store_true', help='recompute even when a cached evaluation exists')
     a = p.parse_args(argv)
+    if a.corruption_n < 0: raise ConfigError(f"--corruption-n must be non-negative (0: the whole test set), got {a.corruption_n}")
+    get_device(a.device); check_data_root(a.data_root)
     man = load_manifest(a.manifest)
     cfg = StudyConfig(dataset=man['train']['dataset'], seed=man['train']['seed'], corruption_n=a.corruption_n)
     data = get_dataset(cfg.dataset, root=a.data_root, seed=cfg.seed)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #af831262
 from __future__ import annotations
-import contextlib, gc, math, os, sys, time
+import contextlib, functools, gc, math, os, signal, sys, time, warnings
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
@@ -14,20 +14,22 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from fastcore.basics import patch
-from fastcore.script import call_parse, bool_arg
-from .core import (PURPOSES, Config, ConfigError, CheckpointError, Registry, TrainingError, atomic_save, load_saved, cli_errors,
-                                 derive_seed, ensure_dir, get_device, load_json, make_generators, run_dir, save_json)
+from fastcore.script import anno_parser, bool_arg
+import torch.distributed as dist
+from .core import (PURPOSES, Config, ConfigError, CheckpointError, DataError, Interrupted, OneLineParser, Registry, TrainingError,
+                                 atomic_save, atomic_write, load_saved, cli_errors, clean_stale_tmp, crash_point, derive_seed, deterministic_from_env,
+                                 ensure_dir, get_device, graceful_stop, load_json, make_generators, run_dir, save_json, set_deterministic, stop_requested)
 from .masks import Masks, check_density
 from .dst import DST_PRESETS, SparseController, dst_config
-from .data import get_dataset
+from .data import datasets, get_dataset
 from .models import create_model
 from .distributed import (all_reduce_sum_, broadcast_bn_stats, cleanup_dist, gather_by_index, gather_objects, get_rank,
                                         get_world_size, is_dist, rank0_first, setup_dist, shard_indices, sync_masks)
 
 # %% auto #0
-__all__ = ['lr_schedules', 'TICKET_FORMAT', 'CHECKPOINT_FORMAT', 'TINY', 'constant_lr', 'multistep_lr', 'step_lr', 'cosine_lr',
-           'lr_at', 'TrainConfig', 'build_model', 'build_optimizer', 'Trainer', 'load_ticket', 'ticket_model',
-           'method_name', 'train', 'main']
+__all__ = ['lr_schedules', 'TICKET_FORMAT', 'CHECKPOINT_FORMAT', 'CHECKPOINT', 'PREVIOUS', 'TINY', 'constant_lr', 'multistep_lr',
+           'step_lr', 'cosine_lr', 'lr_at', 'TrainConfig', 'build_model', 'build_optimizer', 'Trainer', 'load_ticket',
+           'ticket_model', 'config_diff', 'method_name', 'train', 'main', 'check_data_root', 'cli']
 
 # %% ../nbs/05_train.ipynb #5df924cb
 lr_schedules = Registry('LR schedule')
@@ -112,6 +114,16 @@ def validate(self:TrainConfig):
     if any(not isinstance(m, int) or m < 1 for m in self.milestones): raise ConfigError(f"milestones must be positive epoch numbers, got {self.milestones}")
     self.dst_config()
 
+@functools.lru_cache(maxsize=None)
+def _check_model(name:str):
+    with torch.device('meta'): create_model(name) # no memory, no time
+
+@patch
+def check_names(self:TrainConfig)->TrainConfig:
+    "Check that `dataset` and `model` are registered (and a WRN shape is valid) before any work starts; returns the config"
+    datasets[self.dataset]; _check_model(self.model)
+    return self
+
 # %% ../nbs/05_train.ipynb #dd802ec5
 def build_model(cfg:TrainConfig, data)->nn.Module:
     "`create_model(cfg.model)` for the dataset's classes, channels and image size, initialised from the run seed"
@@ -148,6 +160,8 @@ class Trainer:
         if cfg.batch_size % self.world: raise ConfigError(f"batch_size {cfg.batch_size} is the global batch and must be divisible by the {self.world} ranks "
                                                           f"(each rank takes batch_size / ranks): use {cfg.batch_size // self.world * self.world or self.world}")
         self.is_main = self.rank == 0
+        with rank0_first() if ddp else contextlib.nullcontext(): # the data first: a missing dataset stops before anything is written
+            self.data = data if data is not None else get_dataset(cfg.dataset, root=data_root, val_fraction=cfg.val_fraction)
         self.run_folder = Path(folder) if folder is not None else None
         self.folder = ensure_dir(folder) if folder is not None and self.is_main else None
         self.verbose = verbose and self.is_main
@@ -155,8 +169,6 @@ class Trainer:
         cuda = self.device.type == 'cuda'
         self.amp, cl = cuda and cfg.bf16, cuda and cfg.channels_last
         self.gens = make_generators(cfg.seed)
-        with rank0_first() if ddp else contextlib.nullcontext():
-            self.data = data if data is not None else get_dataset(cfg.dataset, root=data_root, val_fraction=cfg.val_fraction)
         fmt = torch.channels_last if cl else torch.contiguous_format
         self.model = (model if model is not None else build_model(cfg, self.data)).to(self.device, memory_format=fmt)
         self.train_dl = self.data.loader('train', cfg.batch_size, self.device, generator=self.gens.data, channels_last=cl)
@@ -169,8 +181,8 @@ class Trainer:
         self.sparse = SparseController(self.model, cfg.dst_config(), self.opt, mask_generator=self.gens.masks, growth_generator=self.gens.growth,
                                        total_steps=cfg.epochs * self.steps_per_epoch, masks=masks) if cfg.sparse else None
         self.epoch, self.it, self.history, self.timings, self.metrics, self.mask_syncs = 0, 0, [], [], {}, []
-        self.best, self.best_state = dict(epoch=0, val_acc=-1.0, val_loss=math.inf), None
-        if resume and self.run_folder is not None and (self.run_folder/'checkpoint.pt').exists(): self.load_checkpoint(self.run_folder/'checkpoint.pt')
+        self.best, self.best_state, self._partial, self._last_finite = dict(epoch=0, val_acc=-1.0, val_loss=math.inf), None, None, None
+        if resume and self.run_folder is not None: self._resume()
         if self.folder is not None: save_json(cfg.to_dict(), self.folder/'config.json')
         self.net = self._setup_ddp() if ddp else self.model
         if compile: self.net = torch.compile(self.net) # masks stay outside the graph: they act on parameters, gradients and optimiser state
@@ -223,30 +235,49 @@ def lr(self:Trainer, it:int|None=None)->float:
     return self.lr_fn(it // self.steps_per_epoch) if self.lr_fn is not None else lr_at(self.cfg, it, self.steps_per_epoch)
 
 @patch
-def _check_finite(self:Trainer, loss:torch.Tensor):
-    if not torch.isfinite(loss).item():
-        raise TrainingError(f"loss became {loss.item()} at epoch {self.epoch + 1}, iteration {self.it}: the run diverged; "
-                            f"lower the learning rate (now {self.lr(max(self.it - 1, 0)):g}) or check the data")
+def _check(self:Trainer, loss:torch.Tensor, what:str='loss')->int:
+    "Raise `TrainingError` on a non-finite `loss` (on any rank); returns the stop signal requested (on any rank), 0 for none"
+    flags = torch.stack([(~torch.isfinite(loss.detach())).float(), torch.tensor(float(stop_requested() or 0), device=loss.device)])
+    if self.ddp: dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    bad, sig = flags.tolist()
+    if bad:
+        last = f"last finite loss {self._last_finite[1]:.4g} at iteration {self._last_finite[0]}" if self._last_finite else "no finite loss before it"
+        kept = f"the last good checkpoint (epoch {self.epoch}) is kept in {str(self.run_folder)!r}" if self.run_folder is not None and self.epoch else "no checkpoint was written"
+        raise TrainingError(f"{what} became {loss.item() if self.world == 1 else 'non-finite'} at epoch {self.epoch + 1}, iteration {self.it} ({last}): the run diverged; "
+                            f"{kept}; lower the learning rate (now {self.lr(max(self.it - 1, 0)):g}) or check the data")
+    if what == 'loss': self._last_finite = (self.it, loss.item())
+    return int(sig)
 
 @patch
 def train_epoch(self:Trainer)->dict:
-    "Train one epoch; returns the mean training loss and accuracy"
+    "Train one epoch (or the rest of an interrupted one); returns the mean training loss and accuracy"
     from tqdm import tqdm
     self.model.train()
     tot, correct, n = torch.zeros((), device=self.device), torch.zeros((), device=self.device, dtype=torch.long), 0
-    batches = tqdm(self._batches(), total=self.steps_per_epoch, leave=False, disable=not self.progress, desc=f'{self.desc + " · " if self.desc else ""}epoch {self.epoch + 1}/{self.cfg.epochs}')
+    part, self._partial, skip = self._partial, None, 0
+    if part is not None: # resume inside the epoch: replay its data order and skip the batches already trained on
+        self.gens.data.set_state(part['data_rng']); skip, n = part['batches'], part['n']
+        tot, correct = part['tot'].to(self.device), part['correct'].to(self.device)
+    start = self.gens.data.get_state()
+    batches = tqdm(self._batches(), total=self.steps_per_epoch, leave=False, disable=not self.progress, initial=skip,
+                   desc=f'{self.desc + " · " if self.desc else ""}epoch {self.epoch + 1}/{self.cfg.epochs}')
     for i, (x, y, w) in enumerate(batches):
+        if i < skip: continue
         for g in self.opt.param_groups: g['lr'] = self.lr()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = self.net(x)
         loss = F.cross_entropy(out.float(), y, label_smoothing=self.cfg.label_smoothing)
-        if self.device.type == 'cpu' or i % 20 == 0: self._check_finite(loss)
+        sig = self._check(loss) if self.device.type == 'cpu' or i % 20 == 0 else 0 # under DDP: the stop the ranks agreed on
         self.opt.zero_grad(set_to_none=True)
         (loss * w if w != 1 else loss).backward()
         self.opt.step()
         self.it += 1
         tot += loss.detach() * len(y); correct += (out.argmax(1) == y).sum(); n += len(y)
-    self._check_finite(tot)
+        crash_point('step', f'{self.desc or self.cfg.model} epoch {self.epoch + 1} iteration {self.it}')
+        if not self.ddp: sig = stop_requested() or 0
+        if sig and i + 1 < self.steps_per_epoch:
+            self._interrupt(sig, dict(data_rng=start, batches=i + 1, n=n, tot=tot.detach().cpu(), correct=correct.detach().cpu()))
+    self._check(tot, 'epoch loss')
     if not self.ddp: return dict(train_loss=tot.item() / n, train_acc=correct.item() / n)
     tot, correct, n = all_reduce_sum_(torch.stack([tot.double(), correct.double(), tot.new_tensor(n, dtype=torch.float64)])).tolist()
     return dict(train_loss=tot / n, train_acc=correct / n)
@@ -284,9 +315,14 @@ def ticket(self:Trainer, metrics:dict|None=None)->dict:
                 model={k: v.detach().to('cpu', copy=True) for k, v in self.model.state_dict().items()},
                 masks=self.sparse.masks.state_dict() if self.sparse else None)
 
-def load_ticket(path)->dict:
-    "Read a ticket file, raising `CheckpointError` when it is missing, corrupt or not a ticket"
-    return load_saved(path, 'ticket file', corrupt='re-train or restore it', fmt=TICKET_FORMAT)
+def load_ticket(path, cfg:Config|None=None, # when given: refuse a ticket written for another config
+                fix:str='re-train or restore it', # the fix named when it is missing, damaged or of another run
+               )->dict:
+    "Read a ticket file, raising `CheckpointError` when it is missing, corrupt, not a ticket, or (with `cfg`) of another run"
+    t = load_saved(path, 'ticket file', missing=fix, corrupt=fix, fmt=TICKET_FORMAT)
+    if cfg is not None and (diff := config_diff(t['config'], cfg)):
+        raise CheckpointError(f"ticket {str(path)!r} was written for another run ({diff}): {fix}")
+    return t
 
 def ticket_model(ticket:dict|str|Path, device=None)->tuple:
     "`(model, masks)` rebuilt from a ticket (or its path); masks are None for dense tickets"
@@ -303,8 +339,13 @@ def ticket_model(ticket:dict|str|Path, device=None)->tuple:
 @patch
 def fit(self:Trainer)->pd.DataFrame:
     "Train (or resume) until `cfg.epochs`, then write the test metrics of the best ticket; returns the history"
+    with graceful_stop(): return self._fit()
+
+@patch
+def _fit(self:Trainer)->pd.DataFrame:
     while self.epoch < self.cfg.epochs:
-        for cb in self.callbacks: getattr(cb, 'before_epoch', lambda t: None)(self)
+        if self._partial is None: # an interrupted epoch already ran its callbacks
+            for cb in self.callbacks: getattr(cb, 'before_epoch', lambda t: None)(self)
         t0, lr = time.perf_counter(), self.lr()
         row = dict(epoch=self.epoch + 1, lr=lr, **self.train_epoch())
         row.update({f'val_{k}': v for k, v in self.evaluate('val').items()})
@@ -314,9 +355,12 @@ def fit(self:Trainer)->pd.DataFrame:
         if row['val_acc'] > self.best['val_acc']: self._new_best(row)
         for cb in self.callbacks: getattr(cb, 'after_epoch', lambda t, r: None)(self, row)
         if self.folder is not None:
-            self.save_checkpoint(self.folder/'checkpoint.pt')
-            self.history_df().to_csv(self.folder/'history.csv', index=False)
+            self._write_checkpoint()
+            atomic_write(self.folder/'history.csv', self.history_df().to_csv(index=False))
+        crash_point('epoch', f'{self.desc or self.cfg.model} epoch {self.epoch}')
         if self.verbose: print(' '.join(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}' for k, v in row.items()))
+        sig = self._check(torch.zeros((), device=self.device), 'stop check') if self.ddp else stop_requested()
+        if sig and self.epoch < self.cfg.epochs: self._interrupt(sig)
     self.metrics = self.final_metrics()
     if self.folder is not None: save_json(self.metrics, self.folder/'metrics.json')
     return self.history_df()
@@ -337,7 +381,7 @@ def history_df(self:Trainer)->pd.DataFrame:
 @patch
 def final_metrics(self:Trainer)->dict:
     "Validation and test metrics of the best-validation ticket and of the last epoch"
-    best = self.best_state if self.best_state is not None else (load_ticket(self.run_folder/'ticket.pt')['model'] if self.run_folder else None)
+    best = self.best_state if self.best_state is not None else (load_ticket(self.run_folder/'ticket.pt', self.cfg)['model'] if self.run_folder else None)
     last = {f'last_{s}_{k}': v for s in ('val', 'test') for k, v in self.evaluate(s).items()}
     if best is None: return last
     cur = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -348,22 +392,62 @@ def final_metrics(self:Trainer)->dict:
                 test_acc=test['acc'], test_loss=test['loss'], **last, epochs=self.epoch, steps=self.it)
 
 # %% ../nbs/05_train.ipynb #3ab471a3
+CHECKPOINT, PREVIOUS = 'checkpoint.pt', 'checkpoint.prev.pt'
+
+def config_diff(saved:dict, cfg:Config)->str:
+    "The fields in which the config dict `saved` differs from `cfg`, as 'field: saved → cfg' (empty when equal)"
+    now = cfg.to_dict()
+    return '; '.join(f"{k}: {saved.get(k)!r} there, {now.get(k)!r} here" for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k))
+
 @patch
-def save_checkpoint(self:Trainer, path):
-    "Write the full training state to `path` atomically"
+def save_checkpoint(self:Trainer, path, partial:dict|None=None):
+    "Write the full training state to `path` atomically (`partial`: the progress of an interrupted epoch)"
     atomic_save(dict(format=CHECKPOINT_FORMAT, config=self.cfg.to_dict(), epoch=self.epoch, it=self.it, model=self.model.state_dict(),
                      optimizer=self.opt.state_dict(), scheduler=dict(it=self.it, steps_per_epoch=self.steps_per_epoch),
                      sparse=self.sparse.state_dict() if self.sparse else None,
                      generators={p: getattr(self.gens, p).get_state() for p in PURPOSES}, torch_rng=torch.get_rng_state(),
                      cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
-                     history=self.history, best=self.best, callbacks=[cb.state_dict() if hasattr(cb, 'state_dict') else None for cb in self.callbacks]), path)
+                     history=self.history, best=self.best, callbacks=[cb.state_dict() if hasattr(cb, 'state_dict') else None for cb in self.callbacks],
+                     partial=partial), path)
+
+@patch
+def _write_checkpoint(self:Trainer, partial:dict|None=None)->Path:
+    "Write `checkpoint.pt` in the run folder, keeping the one it replaces as `checkpoint.prev.pt`"
+    cur = self.folder/CHECKPOINT
+    if cur.exists(): os.replace(cur, self.folder/PREVIOUS)
+    self.save_checkpoint(cur, partial)
+    return cur
+
+@patch
+def _interrupt(self:Trainer, sig:int, partial:dict|None=None):
+    "Write a checkpoint (rank 0) and raise `Interrupted`"
+    where = f"epoch {self.epoch + 1}, iteration {self.it}" if partial else f"the end of epoch {self.epoch}"
+    if self.folder is not None and partial is not None: self._write_checkpoint(partial)
+    saved = f"checkpoint {str(self.run_folder/CHECKPOINT)!r} written" if self.run_folder is not None else "no run folder, nothing saved"
+    raise Interrupted(f"{signal.Signals(sig).name} received: stopped at {where}; {saved}: run the same command again to resume", sig)
+
+@patch
+def _resume(self:Trainer):
+    "Load `checkpoint.pt` of the run folder, or `checkpoint.prev.pt` when it is damaged or missing"
+    cur, prev = self.run_folder/CHECKPOINT, self.run_folder/PREVIOUS
+    if not cur.exists() and not prev.exists(): return
+    try: return self.load_checkpoint(cur)
+    except CheckpointError as e:
+        if not prev.exists() or 'another config' in str(e) or 'does not match' in str(e): raise
+        why = str(e) if cur.exists() else f"{str(cur)!r} is missing"
+    try: self.load_checkpoint(prev)
+    except CheckpointError as e2:
+        if 'another config' in str(e2): raise
+        raise CheckpointError(f"both checkpoints of {str(self.run_folder)!r} are damaged ({why.split(': ')[0]}; {str(e2).split(': ')[0]}): "
+                              f"delete the folder to retrain this run") from None
+    if self.is_main: warnings.warn(f"{why.split(': ')[0]}; resumed from the previous checkpoint {str(prev)!r} (epoch {self.epoch})", stacklevel=3)
 
 @patch
 def load_checkpoint(self:Trainer, path):
     "Restore the training state saved by `save_checkpoint`"
-    ck = load_saved(path, 'training checkpoint', corrupt='delete it to restart the run', fmt=CHECKPOINT_FORMAT)
-    diff = sorted(k for k in set(ck['config']) | set(self.cfg.to_dict()) if ck['config'].get(k) != self.cfg.to_dict().get(k))
-    if diff: raise CheckpointError(f"checkpoint {str(path)!r} was written for another config (fields {diff} differ): use another run folder")
+    ck = load_saved(path, 'training checkpoint', missing='it was never written', corrupt='delete it to restart the run', fmt=CHECKPOINT_FORMAT)
+    diff = config_diff(ck['config'], self.cfg)
+    if diff: raise CheckpointError(f"checkpoint {str(path)!r} was written for another config ({diff}): use another run folder")
     if ck['scheduler']['steps_per_epoch'] != self.steps_per_epoch: raise CheckpointError("checkpoint was written with another number of iterations per epoch: the dataset changed")
     try:
         self.model.load_state_dict(ck['model']); self.opt.load_state_dict(ck['optimizer'])
@@ -372,7 +456,7 @@ def load_checkpoint(self:Trainer, path):
     for p in PURPOSES: getattr(self.gens, p).set_state(ck['generators'][p])
     torch.set_rng_state(ck['torch_rng'])
     if ck['cuda_rng'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(ck['cuda_rng'])
-    self.epoch, self.it, self.history, self.best = ck['epoch'], ck['it'], list(ck['history']), dict(ck['best'])
+    self.epoch, self.it, self.history, self.best, self._partial = ck['epoch'], ck['it'], list(ck['history']), dict(ck['best']), ck.get('partial')
     for cb, st in zip(self.callbacks, ck['callbacks']):
         if st is not None and hasattr(cb, 'load_state_dict'): cb.load_state_dict(st)
 
@@ -411,7 +495,6 @@ def train(cfg:TrainConfig, out='runs', device=None, data_root=None, progress:boo
 TINY = dict(dataset='digits', model='mlp', epochs=3, batch_size=32, lr_schedule='constant', update_frequency=10)
 
 # %% ../nbs/05_train.ipynb #920e1e64
-@call_parse
 @cli_errors
 def main(dataset:str='digits', # dataset: digits, fashion-mnist, mnist, cifar10, cifar100, svhn
          model:str='mlp', # architecture: mlp, lenet5, resnet20, resnet18, wrn-D-K, vgg16, resnet50
@@ -450,11 +533,30 @@ def main(dataset:str='digits', # dataset: digits, fashion-mnist, mnist, cifar10,
          check_masks:bool_arg=True, # under torchrun: compare mask checksums across ranks at the start and at every topology update
          compile:bool=False, # train through torch.compile (GPU speed-up for CNNs; compilation takes a while)
          download:bool=False, # download the dataset into --data_root with torchvision first (needs a network)
+         deterministic:bool=False, # deterministic CUDA kernels (slower; CPU runs are always deterministic)
         ):
     "Train one dense or sparse network; write its checkpoint, best-validation ticket, history and metrics"
     args = dict(locals())
     try: ms = tuple(int(m) for m in milestones.split(',') if m.strip())
     except ValueError: raise ConfigError(f"milestones must be comma-separated epoch numbers, got {milestones!r}") from None
     kw = {f.name: args[f.name] for f in fields(TrainConfig) if f.name != 'milestones'}
-    cfg = TrainConfig(**{**kw, 'milestones': ms, **(TINY if tiny else {})})
+    cfg = TrainConfig(**{**kw, 'milestones': ms, **(TINY if tiny else {})}).check_names()
+    check_data_root(data_root, download); get_device(device)
+    ensure_dir(out)
+    if deterministic: set_deterministic()
     train(cfg, out, device=device, data_root=data_root, progress=progress, backend=backend, check_masks=check_masks, compile=compile, download=download)
+
+def check_data_root(root, download:bool=False):
+    "A given dataset folder must exist (unless `download` will create it): `DataError` naming it and the fix"
+    if root is not None and not download and not Path(root).is_dir():
+        raise DataError(f"data root {str(root)!r} is not a folder: pass the folder holding the dataset files (--data-root), or add --download to fetch them there")
+
+def cli(argv:list|None=None):
+    "The `ft-train` console script (and `python -m freetickets_nb.train`): `main`'s parameters as flags; usage errors on one line"
+    p = anno_parser(main, prog='ft-train')
+    p.error = functools.partial(OneLineParser.error, p)
+    deterministic_from_env()
+    args = {k: v for k, v in vars(p.parse_args(argv)).items() if k not in ('pdb', 'xtra')} # fastcore's own debugging flags
+    main(**args)
+
+if __name__ == '__main__' and not hasattr(sys, 'ps1'): cli()

@@ -69,7 +69,7 @@ def test_ft_eval_reevaluates_a_manifest(study):
     (['--methods', 'dense,snip'], "unknown method 'snip'"),
     (['--density', '0'], 'density'),
     (['--model', 'vit'], 'unknown model'),
-    (['--dataset', 'cifar10', '--data-root', '/nonexistent'], 'cifar10'),
+    (['--dataset', 'cifar10', '--data-root', '/nonexistent'], 'is not a folder'),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, msg):
     r = run(BIN/'ft-study', *args, '--epochs', '1', '--out', tmp_path/'s')

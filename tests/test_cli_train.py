@@ -14,7 +14,7 @@ def test_tiny_run_writes_run_folder_and_resumes(tmp_path):
     assert r.returncode == 0, r.stderr
     runs = list(tmp_path.glob('dst/*'))
     assert len(runs) == 1
-    assert sorted(p.name for p in runs[0].iterdir()) == ['checkpoint.pt', 'config.json', 'history.csv', 'metrics.json', 'ticket.pt']
+    assert sorted(p.name for p in runs[0].iterdir()) == ['checkpoint.prev.pt', 'checkpoint.pt', 'config.json', 'history.csv', 'metrics.json', 'ticket.pt']
     metrics = json.loads((runs[0]/'metrics.json').read_text())
     assert metrics['epochs'] == 3 and 0.5 < metrics['test_acc'] <= 1
     assert 'test acc' in r.stdout and 'Traceback' not in r.stderr

@@ -183,7 +183,7 @@ def test_distributed_evaluation_gathers_exactly_n_predictions(dp):
 def test_resume_under_ddp_is_exact_and_only_rank0_writes(dp):
     assert dp[0]['resumed_at'] == dp[1]['resumed_at'] == 1
     assert (dp[0]['folder_is_none'], dp[1]['folder_is_none']) == (False, True)
-    assert dp[0]['files'] == ['checkpoint.pt', 'config.json', 'history.csv', 'metrics.json', 'ticket.pt']
+    assert dp[0]['files'] == ['checkpoint.prev.pt', 'checkpoint.pt', 'config.json', 'history.csv', 'metrics.json', 'ticket.pt']
     for k, v in dp[0]['dst']['state'].items(): assert torch.equal(dp[0]['resumed'][k], v), k
 
 
@@ -200,7 +200,7 @@ def test_torchrun_tiny_run(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     run, = tmp_path.glob('dst/*')
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*')) == ['dst', f'dst/{run.name}'] + [
-        f'dst/{run.name}/{f}' for f in ('checkpoint.pt', 'config.json', 'history.csv', 'metrics.json', 'ticket.pt')]
+        f'dst/{run.name}/{f}' for f in ('checkpoint.prev.pt', 'checkpoint.pt', 'config.json', 'history.csv', 'metrics.json', 'ticket.pt')]
     metrics = json.loads((run/'metrics.json').read_text())
     assert metrics['epochs'] == 3 and 0.8 < metrics['test_acc'] <= 1
     out = r.stdout
