@@ -85,7 +85,7 @@ class StudyConfig(Config):
         if bad: raise ConfigError(f"unknown method{'s' if len(bad) > 1 else ''} {', '.join(map(repr, bad))}: choose from {', '.join(ALL_METHODS)}")
         self.train_config().check_names(); self.ensemble_config()
         if 'edst-ensemble' in self.methods: edst_epochs(self.ensemble_config(), self.train_config()) # t_ex < E, room for M phases
-        if 'lottery-pools' in self.methods and self.epochs < 2: raise ConfigError(f"lottery-pools rewinds to epoch 1, so it needs epochs >= 2, got {self.epochs}")
+        if 'lottery-pools' in self.methods and self.epochs < 2: raise ConfigError(f"lottery-pools rewinds to epoch 1, so it needs epochs >= 2, got {self.epochs}: use --epochs 2 or more, or leave lottery-pools out of --methods")
         if self.corruption_n < 0 or self.ood_n < 0: raise ConfigError("corruption_n and ood_n must be non-negative")
         if self.ece_variant not in ECE_VARIANTS: raise ConfigError(f"unknown ece_variant {self.ece_variant!r}: use {' or '.join(ECE_VARIANTS)}")
 

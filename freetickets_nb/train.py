@@ -256,8 +256,9 @@ def train_epoch(self:Trainer)->dict:
     tot, correct, n = torch.zeros((), device=self.device), torch.zeros((), device=self.device, dtype=torch.long), 0
     part, self._partial, skip = self._partial, None, 0
     if part is not None: # resume inside the epoch: replay its data order and skip the batches already trained on
-        self.gens.data.set_state(part['data_rng']); skip, n = part['batches'], part['n']
-        tot, correct = part['tot'].to(self.device), part['correct'].to(self.device)
+        self.gens.data.set_state(part['data_rng']); skip, sums = part['batches'], part['sums']
+        if len(sums) != self.world: sums = [tuple(sum(v) for v in zip(*sums))] + [(0 * sums[0][0], 0 * sums[0][1], 0)] * (self.world - 1) # another world size
+        tot, correct, n = sums[self.rank][0].to(self.device), sums[self.rank][1].to(self.device), sums[self.rank][2]
     start = self.gens.data.get_state()
     batches = tqdm(self._batches(), total=self.steps_per_epoch, leave=False, disable=not self.progress, initial=skip,
                    desc=f'{self.desc + " · " if self.desc else ""}epoch {self.epoch + 1}/{self.cfg.epochs}')
@@ -276,7 +277,8 @@ def train_epoch(self:Trainer)->dict:
         crash_point('step', f'{self.desc or self.cfg.model} epoch {self.epoch + 1} iteration {self.it}')
         if not self.ddp: sig = stop_requested() or 0
         if sig and i + 1 < self.steps_per_epoch:
-            self._interrupt(sig, dict(data_rng=start, batches=i + 1, n=n, tot=tot.detach().cpu(), correct=correct.detach().cpu()))
+            mine = (tot.detach().cpu(), correct.detach().cpu(), n) # each rank's running sums: the epoch's mean comes out exactly as without the stop
+            self._interrupt(sig, dict(data_rng=start, batches=i + 1, sums=gather_objects(mine) if self.ddp else [mine]))
     self._check(tot, 'epoch loss')
     if not self.ddp: return dict(train_loss=tot.item() / n, train_acc=correct.item() / n)
     tot, correct, n = all_reduce_sum_(torch.stack([tot.double(), correct.double(), tot.new_tensor(n, dtype=torch.float64)])).tolist()
@@ -346,7 +348,7 @@ def _fit(self:Trainer)->pd.DataFrame:
     while self.epoch < self.cfg.epochs:
         if self._partial is None: # an interrupted epoch already ran its callbacks
             for cb in self.callbacks: getattr(cb, 'before_epoch', lambda t: None)(self)
-        t0, lr = time.perf_counter(), self.lr()
+        t0, lr = time.perf_counter(), self.lr(self.epoch * self.steps_per_epoch) # the LR at the epoch's start, also when resumed inside it
         row = dict(epoch=self.epoch + 1, lr=lr, **self.train_epoch())
         row.update({f'val_{k}': v for k, v in self.evaluate('val').items()})
         if self.sparse: row.update(density=self.sparse.masks.density, itop=self.sparse.itop_rate())

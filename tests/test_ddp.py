@@ -1,5 +1,5 @@
 "Two-process gloo checks of the distributed adapter and of data-parallel training (real collectives, CPU)."
-import dataclasses, gc, json, os, re, socket, subprocess, sys, tempfile
+import dataclasses, gc, json, os, re, signal, socket, subprocess, sys, tempfile, time
 from pathlib import Path
 import pytest
 import torch
@@ -212,3 +212,46 @@ def test_torchrun_tiny_run(tmp_path):
     ck = torch.load(run/'checkpoint.pt', weights_only=True)
     assert Masks.from_state_dict(ck['sparse']['masks']).checksum() == m[2]
     assert 'Traceback' not in r.stderr
+
+
+def _children(pid: int) -> list:
+    "pids of the processes started by `pid` (Linux /proc)"
+    kids = []
+    for task in Path(f'/proc/{pid}/task').iterdir():
+        kids += [int(k) for k in (task/'children').read_text().split()]
+    return kids
+
+
+def _rank_of(pid: int) -> int | None:
+    env = dict(kv.split('=', 1) for kv in Path(f'/proc/{pid}/environ').read_bytes().decode(errors='replace').split('\0') if '=' in kv)
+    return int(env['RANK']) if 'RANK' in env else None
+
+
+@pytest.mark.skipif(not Path('/proc/self/task').exists(), reason='finds the worker processes through /proc')
+def test_sigterm_to_one_rank_stops_every_rank_cleanly_and_resumes_exactly(tmp_path):
+    "only rank 1 gets SIGTERM: the ranks agree on the stop (no rank waits alone in a collective), rank 0 writes the mid-epoch checkpoint"
+    launcher = [str(BIN/'torchrun')] if (BIN/'torchrun').exists() else [sys.executable, '-m', 'torch.distributed.run']
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'FREETICKETS_DEVICE': 'cpu'}
+    cmd = lambda out: [*launcher, '--standalone', '--nproc_per_node', '2', '-m', 'freetickets_nb.train', '--dataset', 'digits', '--epochs', '8',
+                       '--batch_size', '32', '--lr_schedule', 'cosine', '--update_frequency', '10', '--out', str(out)]
+    ref = subprocess.run(cmd(tmp_path/'ref'), env=env, capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    p = subprocess.Popen(cmd(tmp_path/'run'), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not list((tmp_path/'run').glob('dst/*/checkpoint.pt')) and time.time() - t0 < 120: time.sleep(0.02)
+    workers = {_rank_of(k): k for k in _children(p.pid)}
+    os.kill(workers[1], signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode != 0 and 'Timeout' not in err and 'timed out' not in err, err[-3000:]
+    assert err.count('stopped: SIGTERM received') == 2, err[-3000:]  # both ranks stopped, each with its one line
+    run_dir, = (tmp_path/'run').glob('dst/*')
+    ck = torch.load(run_dir/'checkpoint.pt', weights_only=True)
+    assert ck['epoch'] < 8
+    r = subprocess.run(cmd(tmp_path/'run'), env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ref_dir, = (tmp_path/'ref').glob('dst/*')
+    assert json.loads((ref_dir/'metrics.json').read_text()) == json.loads((run_dir/'metrics.json').read_text())
+    a, b = (torch.load(d/'ticket.pt', weights_only=True)['model'] for d in (ref_dir, run_dir))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    h_ref, h = ((d/'history.csv').read_text() for d in (ref_dir, run_dir))
+    assert h_ref == h  # also the training loss of the interrupted epoch: its partial sums are over all ranks

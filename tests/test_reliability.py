@@ -113,6 +113,7 @@ def test_sigterm_from_outside_stops_cleanly_and_resumes(tmp_path):
     assert run(BIN/'ft-train', *TRAIN, '--out', out).returncode == 0
     ref_dir, = ref.glob('dst/*')
     assert (ref_dir/'metrics.json').read_text() == (run_dir/'metrics.json').read_text()
+    assert (ref_dir/'history.csv').read_text() == (run_dir/'history.csv').read_text()  # the stopped epoch's LR and loss too
     a, b = torch.load(ref_dir/'ticket.pt', weights_only=True), torch.load(run_dir/'ticket.pt', weights_only=True)
     assert same_tensors(a['model'], b['model']) and same_tensors(a['masks'], b['masks'])
 
