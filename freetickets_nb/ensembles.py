@@ -157,7 +157,7 @@ def train_edst(base:TrainConfig, ens:EnsembleConfig, out, data=None, device=None
     E, t_ex = edst_epochs(ens, base)
     folder = member_dir(out, 'edst', cfg, ens.replace(pf_epochs=0, pf_lr=0.01))
     paths = [folder/f'ticket_{i}.pt' for i in range(1, ens.members + 1)]
-    if _done(folder) and all(p.exists() for p in paths):
+    if _done(folder) and (folder/'explorations.json').exists() and all(p.exists() for p in paths): # explorations.json is written last
         for p in paths: _check_done(p, cfg)
         return paths
     cb = EDSTCallback(edst_schedule(E, t_ex, ens.members, cfg.lr), ens)

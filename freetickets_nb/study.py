@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_study.ipynb #c9536729
 from __future__ import annotations
-import argparse, hashlib, json, math, os, platform, shutil, signal, sys, time
+import argparse, hashlib, json, math, os, platform, shutil, signal, sys, time, warnings
 from dataclasses import dataclass, fields
 from functools import partial
 from typing import Callable
@@ -167,8 +167,10 @@ def evaluate_ensemble(manifest, data, cfg:StudyConfig|None=None, device=None, ca
     man, cfg = load_manifest(path), cfg or StudyConfig()
     key, cached = _eval_key(man, cfg, corruption_root), path.parent/'eval.json'
     if cache and cached.exists() and (path.parent/'preds_test.pt').exists():
-        ev = load_json(cached)
-        if ev.get('key') == key: return ev['row'], Predictions.load(path.parent/'preds_test.pt')
+        try:
+            ev = load_json(cached, 'evaluation cache')
+            if ev.get('key') == key: return ev['row'], Predictions.load(path.parent/'preds_test.pt')
+        except CheckpointError as e: warnings.warn(f"{str(e).split(': ')[0]}; evaluating again") # a damaged cache is only recomputed
     members = load_members(man, device=device)
     models, masks = [m for m, _ in members], [k for _, k in members]
     kw = dict(mean=data.mean, std=data.std, device=device)
