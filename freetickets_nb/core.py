@@ -15,8 +15,8 @@ __all__ = ['PURPOSES', 'FreeTicketsError', 'ConfigError', 'DataError', 'Checkpoi
            'Interrupted', 'cli_errors', 'OneLineParser', 'derive_seed', 'make_generator', 'Generators',
            'make_generators', 'get_device', 'set_deterministic', 'deterministic_from_env', 'Registry', 'Config',
            'canonical_json', 'short_hash', 'set_crash_plan', 'crash_point', 'ensure_dir', 'atomic_write',
-           'clean_stale_tmp', 'atomic_save', 'load_saved', 'save_json', 'load_json', 'graceful_stop', 'stop_requested',
-           'raise_if_stopped', 'run_dir', 'md_table']
+           'keep_previous', 'clean_stale_tmp', 'atomic_save', 'load_saved', 'save_json', 'load_json', 'graceful_stop',
+           'stop_requested', 'raise_if_stopped', 'run_dir', 'md_table']
 
 # %% ../nbs/00_core.ipynb #0db8156f
 class FreeTicketsError(Exception):
@@ -226,6 +226,16 @@ def atomic_write(path, data:bytes|str|Callable)->Path:
         raise
     crash_point('written', path.name)
     return path
+
+def keep_previous(path, prev)->Path|None:
+    "Make `prev` the current content of `path` before `path` is rewritten: a hard link moved into place atomically (no copy), so `path` never disappears; a rename where links are not supported"
+    path, prev = Path(path), Path(prev)
+    if not path.exists(): return None
+    tmp = prev.with_name(f'.{prev.name}.{_HOST}-{os.getpid()}.link.tmp')
+    try:
+        tmp.unlink(missing_ok=True); os.link(path, tmp); os.replace(tmp, prev)
+    except OSError: os.replace(path, prev)
+    return prev
 
 def _alive(pid:int)->bool:
     try: os.kill(pid, 0)

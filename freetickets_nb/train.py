@@ -17,7 +17,7 @@ from fastcore.basics import patch
 from fastcore.script import anno_parser, bool_arg
 import torch.distributed as dist
 from .core import (PURPOSES, Config, ConfigError, CheckpointError, DataError, Interrupted, OneLineParser, Registry, TrainingError,
-                                 atomic_save, atomic_write, load_saved, cli_errors, clean_stale_tmp, crash_point, derive_seed, deterministic_from_env,
+                                 atomic_save, atomic_write, keep_previous, load_saved, cli_errors, clean_stale_tmp, crash_point, derive_seed, deterministic_from_env,
                                  ensure_dir, get_device, graceful_stop, load_json, make_generators, run_dir, save_json, set_deterministic, stop_requested)
 from .masks import Masks, check_density
 from .dst import DST_PRESETS, SparseController, dst_config
@@ -164,6 +164,7 @@ class Trainer:
             self.data = data if data is not None else get_dataset(cfg.dataset, root=data_root, val_fraction=cfg.val_fraction)
         self.run_folder = Path(folder) if folder is not None else None
         self.folder = ensure_dir(folder) if folder is not None and self.is_main else None
+        if self.folder is not None: clean_stale_tmp(self.folder) # temporary files of a killed earlier process
         self.verbose = verbose and self.is_main
         self.progress = (sys.stderr.isatty() if progress is None else progress) and self.is_main
         cuda = self.device.type == 'cuda'
@@ -416,7 +417,7 @@ def save_checkpoint(self:Trainer, path, partial:dict|None=None):
 def _write_checkpoint(self:Trainer, partial:dict|None=None)->Path:
     "Write `checkpoint.pt` in the run folder, keeping the one it replaces as `checkpoint.prev.pt`"
     cur = self.folder/CHECKPOINT
-    if cur.exists(): os.replace(cur, self.folder/PREVIOUS)
+    keep_previous(cur, self.folder/PREVIOUS)
     self.save_checkpoint(cur, partial)
     return cur
 

@@ -290,3 +290,13 @@ def test_same_seed_same_run_in_fresh_processes(tmp_path):
     assert r.returncode == 0, r.stderr
     (d,) = (tmp_path/'d').glob('dst/*')
     assert (d/'metrics.json').read_text() == (a/'metrics.json').read_text()  # --deterministic changes kernels, not results, on the CPU
+
+
+def test_temporary_file_of_a_killed_write_is_cleaned_up(tmp_path):
+    r = run(BIN/'ft-train', *TRAIN, '--epochs', '3', '--out', tmp_path, crash='write@checkpoint.pt:2')  # killed before the rename
+    assert r.returncode == -signal.SIGKILL
+    run_dir, = tmp_path.glob('dst/*')
+    left, = run_dir.glob('.checkpoint.pt.*.tmp')  # the complete temporary file; checkpoint.pt itself is still epoch 1's
+    assert torch.load(run_dir/'checkpoint.pt', weights_only=True)['epoch'] == 1
+    assert run(BIN/'ft-train', *TRAIN, '--epochs', '3', '--out', tmp_path).returncode == 0
+    assert not left.exists() and not list(run_dir.glob('*.tmp'))
