@@ -208,11 +208,15 @@ def _umask()->int:
 
 _HOST = socket.gethostname().split('.')[0].replace('-', '_') or 'host'
 
+def _tmp_prefix(path:Path)->str:
+    "`.<name>.<host>-<pid>.`: the start of every temporary file name for `path`, the contract `clean_stale_tmp` parses"
+    return f'.{path.name}.{_HOST}-{os.getpid()}.'
+
 def atomic_write(path, data:bytes|str|Callable)->Path:
     "Write `data` (bytes, text, or a function writing to a binary file object) to `path` atomically"
     path = Path(path)
     ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.{_HOST}-{os.getpid()}.', suffix='.tmp')
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix='.tmp')
     try:
         os.chmod(tmp, 0o666 & ~_umask()) # mkstemp creates 0600; results should get the usual permissions
         with os.fdopen(fd, 'wb') as f:
@@ -231,7 +235,7 @@ def keep_previous(path, prev)->Path|None:
     "Make `prev` the current content of `path` before `path` is rewritten: a hard link moved into place atomically (no copy), so `path` never disappears; a rename where links are not supported"
     path, prev = Path(path), Path(prev)
     if not path.exists(): return None
-    tmp = prev.with_name(f'.{prev.name}.{_HOST}-{os.getpid()}.link.tmp')
+    tmp = prev.with_name(_tmp_prefix(prev) + 'link.tmp')
     try:
         tmp.unlink(missing_ok=True); os.link(path, tmp); os.replace(tmp, prev)
     except OSError: os.replace(path, prev)
@@ -258,12 +262,13 @@ def atomic_save(obj, path)->Path:
     "`torch.save` `obj` to `path` atomically"
     return atomic_write(path, lambda f: torch.save(obj, f))
 
-def _bad_entry(path)->str|None:
-    "The first member of the zip archive `path` whose CRC-32 does not match its bytes (None: all match)"
+def _damage(path)->str|None:
+    "Why the zip archive `path` fails its CRC-32 checks: the first member whose checksum does not match, or the read error (None: it passes)"
     try:
-        with zipfile.ZipFile(path) as z: return z.testzip()
+        with zipfile.ZipFile(path) as z: bad = z.testzip()
     except zipfile.BadZipFile: return None # not a zip (legacy format): `torch.load` decides
-    except (zipfile.LargeZipFile, OSError, EOFError, ValueError) as e: return type(e).__name__
+    except (zipfile.LargeZipFile, OSError, EOFError, ValueError) as e: return f"unreadable archive, {type(e).__name__}"
+    return bad and f"checksum mismatch in {bad.rsplit('/', 1)[-1]}"
 
 def load_saved(path, what:str, # what the file is, for messages: 'ticket', 'mask file', …
                missing:str='check the path', # the fix named when the file does not exist
@@ -273,10 +278,9 @@ def load_saved(path, what:str, # what the file is, for messages: 'ticket', 'mask
               )->Any:
     "`torch.load` (CPU, tensors only) of a file written by `atomic_save`, raising `CheckpointError` that names `what` and the fix"
     if not Path(path).exists(): raise CheckpointError(f"{what} {str(path)!r} does not exist: {missing}")
-    bad = _bad_entry(path) if verify else None
-    if bad: raise CheckpointError(f"{what} {str(path)!r} is corrupt (checksum mismatch in {bad.rsplit('/', 1)[-1]}): {corrupt}")
+    bad = _damage(path) if verify else None
+    if bad: raise CheckpointError(f"{what} {str(path)!r} is corrupt ({bad}): {corrupt}")
     try: d = torch.load(path, map_location='cpu', weights_only=True)
-    except FileNotFoundError: raise CheckpointError(f"{what} {str(path)!r} does not exist: {missing}") from None
     except Exception as e: raise CheckpointError(f"{what} {str(path)!r} is corrupt ({type(e).__name__}): {corrupt}") from None
     if fmt is not None and not (isinstance(d, dict) and d.get('format') == fmt):
         raise CheckpointError(f"{str(path)!r} is not a {what} ({fmt}): {corrupt}")

@@ -205,8 +205,8 @@ STUDY_FILES = {'study.json', 'report.md', 'results.csv', 'results.json', 'barrie
                'lottery-ticket'}
 
 def _saved_study(f:Path)->StudyConfig:
-    try: return StudyConfig.from_dict(load_json(f, 'study settings', fix="delete it or choose another --out"))
-    except CheckpointError: raise
+    d = load_json(f, 'study settings', fix="delete it or choose another --out")
+    try: return StudyConfig.from_dict(d)
     except (ValueError, TypeError, FreeTicketsError) as e:
         raise CheckpointError(f"{str(f)!r} is from another version of freetickets_nb ({e}): delete it or choose another --out") from None
 
@@ -254,14 +254,12 @@ def launch_env(device=None)->tuple:
     if dev.type == 'cuda' and world > 1 and dev.index is None: dev = torch.device('cuda', local % torch.cuda.device_count())
     return rank, world, dev
 
+@graceful_stop() # SIGINT / SIGTERM: training stops after its current step; the study stops between methods
 def run_study(cfg:StudyConfig, out=None, device=None, data_root=None, resume:bool=False, force:bool=False, corruption_root=None, download:bool=False,
               progress:bool|None=None, verbose:bool=True,
               given:dict|None=None, # settings given explicitly (command-line flags): with `resume`, they must agree with the saved study
              )->pd.DataFrame:
     "Train, evaluate and report every method of `cfg` in `out` (default `runs/<preset>`); returns the results table"
-    with graceful_stop(): return _run_study(cfg, out, device, data_root, resume, force, corruption_root, download, progress, verbose, given)
-
-def _run_study(cfg, out, device, data_root, resume, force, corruption_root, download, progress, verbose, given):
     rank, world, dev = launch_env(device)
     out = Path(out or Path('runs')/cfg.preset)
     log = (lambda *a: print(*a, flush=True)) if verbose and rank == 0 else (lambda *a: None)

@@ -238,15 +238,15 @@ def lr(self:Trainer, it:int|None=None)->float:
 @patch
 def _check(self:Trainer, loss:torch.Tensor, what:str='loss')->int:
     "Raise `TrainingError` on a non-finite `loss` (on any rank); returns the stop signal requested (on any rank), 0 for none"
-    flags = torch.stack([(~torch.isfinite(loss.detach())).float(), torch.tensor(float(stop_requested() or 0), device=loss.device)])
-    if self.ddp: dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-    bad, sig = flags.tolist()
+    v = torch.stack([(~torch.isfinite(loss.detach())).float(), torch.tensor(float(stop_requested() or 0), device=loss.device), loss.detach().float()])
+    if self.ddp: dist.all_reduce(v[:2], op=dist.ReduceOp.MAX) # the flags of all ranks; the loss stays this rank's
+    bad, sig, value = v.tolist() # one synchronisation
     if bad:
         last = f"last finite loss {self._last_finite[1]:.4g} at iteration {self._last_finite[0]}" if self._last_finite else "no finite loss before it"
         kept = f"the last good checkpoint (epoch {self.epoch}) is kept in {str(self.run_folder)!r}" if self.run_folder is not None and self.epoch else "no checkpoint was written"
-        raise TrainingError(f"{what} became {loss.item() if self.world == 1 else 'non-finite'} at epoch {self.epoch + 1}, iteration {self.it} ({last}): the run diverged; "
+        raise TrainingError(f"{what} became {value if self.world == 1 else 'non-finite'} at epoch {self.epoch + 1}, iteration {self.it} ({last}): the run diverged; "
                             f"{kept}; lower the learning rate (now {self.lr(max(self.it - 1, 0)):g}) or check the data")
-    if what == 'loss': self._last_finite = (self.it, loss.item())
+    if what == 'loss': self._last_finite = (self.it, value)
     return int(sig)
 
 @patch
@@ -340,12 +340,9 @@ def ticket_model(ticket:dict|str|Path, device=None)->tuple:
 
 # %% ../nbs/05_train.ipynb #445042aa
 @patch
+@graceful_stop() # SIGINT / SIGTERM: stop after the current step with a checkpoint (see `train_epoch`)
 def fit(self:Trainer)->pd.DataFrame:
     "Train (or resume) until `cfg.epochs`, then write the test metrics of the best ticket; returns the history"
-    with graceful_stop(): return self._fit()
-
-@patch
-def _fit(self:Trainer)->pd.DataFrame:
     while self.epoch < self.cfg.epochs:
         if self._partial is None: # an interrupted epoch already ran its callbacks
             for cb in self.callbacks: getattr(cb, 'before_epoch', lambda t: None)(self)
@@ -429,26 +426,35 @@ def _interrupt(self:Trainer, sig:int, partial:dict|None=None):
     saved = f"checkpoint {str(self.run_folder/CHECKPOINT)!r} written" if self.run_folder is not None else "no run folder, nothing saved"
     raise Interrupted(f"{signal.Signals(sig).name} received: stopped at {where}; {saved}: run the same command again to resume", sig)
 
+def _read_checkpoint(path)->dict:
+    "The content of a checkpoint file; `CheckpointError` when it is missing or damaged (nothing is checked against a run yet)"
+    return load_saved(path, 'training checkpoint', missing='it was never written', corrupt='delete it to restart the run', fmt=CHECKPOINT_FORMAT)
+
 @patch
 def _resume(self:Trainer):
-    "Load `checkpoint.pt` of the run folder, or `checkpoint.prev.pt` when it is damaged or missing"
+    "Restore `checkpoint.pt` of the run folder, or `checkpoint.prev.pt` when that one is damaged or missing; one of another run is refused, never skipped"
     cur, prev = self.run_folder/CHECKPOINT, self.run_folder/PREVIOUS
     if not cur.exists() and not prev.exists(): return
-    try: return self.load_checkpoint(cur)
+    why = None
+    try: ck, path = _read_checkpoint(cur), cur
     except CheckpointError as e:
-        if not prev.exists() or 'another config' in str(e) or 'does not match' in str(e): raise
-        why = str(e) if cur.exists() else f"{str(cur)!r} is missing"
-    try: self.load_checkpoint(prev)
-    except CheckpointError as e2:
-        if 'another config' in str(e2): raise
-        raise CheckpointError(f"both checkpoints of {str(self.run_folder)!r} are damaged ({why.split(': ')[0]}; {str(e2).split(': ')[0]}): "
-                              f"delete the folder to retrain this run") from None
-    if self.is_main: warnings.warn(f"{why.split(': ')[0]}; resumed from the previous checkpoint {str(prev)!r} (epoch {self.epoch})", stacklevel=3)
+        if not prev.exists(): raise
+        why = str(e).split(': ')[0]
+        try: ck, path = _read_checkpoint(prev), prev
+        except CheckpointError as e2:
+            raise CheckpointError(f"both checkpoints of {str(self.run_folder)!r} are damaged ({why}; {str(e2).split(': ')[0]}): "
+                                  f"delete the folder to retrain this run") from None
+    self._restore(ck, path)
+    if why and self.is_main: warnings.warn(f"{why}; resumed from the previous checkpoint {str(prev)!r} (epoch {self.epoch})", stacklevel=3)
 
 @patch
 def load_checkpoint(self:Trainer, path):
     "Restore the training state saved by `save_checkpoint`"
-    ck = load_saved(path, 'training checkpoint', missing='it was never written', corrupt='delete it to restart the run', fmt=CHECKPOINT_FORMAT)
+    self._restore(_read_checkpoint(path), path)
+
+@patch
+def _restore(self:Trainer, ck:dict, path):
+    "Check that the checkpoint `ck` (read from `path`) belongs to this run, then restore its state"
     diff = config_diff(ck['config'], self.cfg)
     if diff: raise CheckpointError(f"checkpoint {str(path)!r} was written for another config ({diff}): use another run folder")
     if ck['scheduler']['steps_per_epoch'] != self.steps_per_epoch: raise CheckpointError("checkpoint was written with another number of iterations per epoch: the dataset changed")
