@@ -4,19 +4,24 @@
 
 # %% ../nbs/00_core.ipynb #714942c8
 from __future__ import annotations
-import argparse, contextlib, dataclasses, functools, hashlib, json, os, signal, socket, sys, tempfile, threading, zipfile
+import argparse, contextlib, dataclasses, functools, hashlib, inspect, json, math, numbers, operator, os, signal, socket
+import sys, tempfile, threading, types, typing, zipfile
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
 from typing import Any, Callable
 import torch
+from fastcore.docments import docments
 
 # %% auto #0
 __all__ = ['PURPOSES', 'FreeTicketsError', 'ConfigError', 'DataError', 'CheckpointError', 'OutputError', 'TrainingError',
            'Interrupted', 'cli_errors', 'OneLineParser', 'derive_seed', 'make_generator', 'Generators',
-           'make_generators', 'get_device', 'set_deterministic', 'deterministic_from_env', 'Registry', 'Config',
-           'canonical_json', 'short_hash', 'set_crash_plan', 'crash_point', 'ensure_dir', 'atomic_write',
-           'keep_previous', 'clean_stale_tmp', 'atomic_save', 'load_saved', 'save_json', 'load_json', 'graceful_stop',
-           'stop_requested', 'raise_if_stopped', 'run_dir', 'md_table']
+           'make_generators', 'get_device', 'set_deterministic', 'deterministic_from_env', 'Registry', 'cfg_field',
+           'Config', 'field_types', 'fits', 'type_text', 'kebab', 'range_text', 'choices_of', 'choice_names',
+           'check_field', 'rule', 'config_rules', 'check_config', 'renamed_fields', 'upgrade_dict', 'canonical_json',
+           'short_hash', 'config_diff', 'field_docs', 'parse_bool', 'flag_parser', 'add_config_flags', 'config_parser',
+           'config_kwargs', 'to_flags', 'config_signature', 'split_kwargs', 'set_crash_plan', 'crash_point',
+           'ensure_dir', 'atomic_write', 'keep_previous', 'clean_stale_tmp', 'atomic_save', 'load_saved', 'save_json',
+           'load_json', 'graceful_stop', 'stop_requested', 'raise_if_stopped', 'run_dir', 'md_table']
 
 # %% ../nbs/00_core.ipynb #0db8156f
 class FreeTicketsError(Exception):
@@ -120,6 +125,21 @@ class Registry(dict):
     def __repr__(self): return f"Registry({self.kind}: {', '.join(sorted(self))})"
 
 # %% ../nbs/00_core.ipynb #08031ddd
+def cfg_field(default=dataclasses.MISSING, *, # the default value (immutable: a tuple, never a list)
+              ge=None, gt=None, le=None, lt=None, # bounds of a number, or of every item of a tuple
+              choices=None, # allowed values: a collection, a `Registry`, or a function returning one
+              finite:bool=True, # refuse nan and ±inf
+              kind:str|None=None, # what a value is, for messages (default: a registry's kind or the field name)
+              old:str|None=None, # the field's former name: still read from saved JSON, and hashed
+              cli:bool=True, # give the field a command-line flag
+             )->dataclasses.Field:
+    "A `Config` field with declared checks, which the config runs when it is made"
+    meta = dict(ge=ge, gt=gt, le=le, lt=lt, choices=choices, kind=kind, old=old)
+    meta = {k: v for k, v in meta.items() if v is not None}
+    return dataclasses.field(default=default, metadata=dict(meta, finite=finite, cli=cli))
+
+def _spec(f:dataclasses.Field)->dict: return dict(dict(finite=True, cli=True), **f.metadata)
+
 def _jsonable(v):
     if isinstance(v, (tuple, list)): return [_jsonable(o) for o in v]
     if isinstance(v, dict): return {str(k): _jsonable(o) for k, o in v.items()}
@@ -128,16 +148,19 @@ def _jsonable(v):
 
 @dataclass(frozen=True)
 class Config:
-    "Base class of frozen, JSON-round-tripping, hashable configuration dataclasses"
-    def __post_init__(self): self.validate()
+    "Base class of frozen configuration dataclasses: checked when made, JSON round trip, stable hash"
+    def __post_init__(self):
+        for f in fields(self): # a list given for a tuple field becomes a tuple (same JSON, same hash)
+            if isinstance(v := getattr(self, f.name), list): object.__setattr__(self, f.name, tuple(v))
+        check_config(self)
     def validate(self):
-        "Override to raise `ConfigError` with a clear message for invalid values"
+        "Override for a check that no field declaration or `rule` can express"
     def to_dict(self)->dict: return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
     @classmethod
     def from_dict(cls, d:dict):
-        "Build from a dict; unknown keys are an error that lists the valid ones"
-        names = {f.name: f for f in fields(cls)}
-        bad = sorted(set(d) - set(names))
+        "Build from a dict (former field names accepted); unknown keys are an error listing the valid ones"
+        d, names = upgrade_dict(cls, d), {f.name for f in fields(cls)}
+        bad = sorted(set(d) - names)
         if bad: raise ConfigError(f"unknown {cls.__name__} field(s) {bad}: valid fields are {sorted(names)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
     def to_json(self)->str: return json.dumps(self.to_dict(), sort_keys=True, indent=1)
@@ -145,21 +168,271 @@ class Config:
     def from_json(cls, s:str): return cls.from_dict(json.loads(s))
     def replace(self, **kw): return dataclasses.replace(self, **kw)
 
-# %% ../nbs/00_core.ipynb #338c2d2e
+# %% ../nbs/00_core.ipynb #cf7a0e02
+@functools.lru_cache(maxsize=None)
+def field_types(cls)->dict:
+    "name → annotation of every field of the dataclass `cls` (`Any` where a string cannot be resolved)"
+    ns = {**vars(typing), 'Path': Path, **vars(sys.modules.get(cls.__module__, typing))}
+    def _eval(t):
+        if not isinstance(t, str): return t
+        try: return eval(t, ns)
+        except Exception: return Any
+    return {f.name: _eval(f.type) for f in fields(cls)}
+
+def _union(t)->bool: return typing.get_origin(t) in (typing.Union, types.UnionType)
+def _tuple(t)->bool: return t is tuple or typing.get_origin(t) is tuple
+
+def fits(v, t)->bool:
+    "Whether the value `v` fits the annotation `t`"
+    args = typing.get_args(t)
+    if t is Any: return True
+    if _union(t): return any(fits(v, a) for a in args)
+    if _tuple(t):
+        if not isinstance(v, tuple): return False
+        if len(args) == 2 and args[1] is Ellipsis: return all(fits(o, args[0]) for o in v)
+        return not args or (len(v) == len(args) and all(map(fits, v, args)))
+    if t is bool: return isinstance(v, bool)
+    if t in (int, float):
+        return isinstance(v, numbers.Integral if t is int else numbers.Real) and not isinstance(v, bool)
+    return isinstance(v, t) if isinstance(t, type) else True
+
+_NAMES = {bool: ('true or false', 'booleans'), int: ('an integer', 'integers'),
+          float: ('a number', 'numbers'), str: ('a string', 'strings'), type(None): ('None', 'None')}
+
+def type_text(t)->str:
+    "How an error message names the annotation `t`: 'an integer', 'a tuple of numbers or None', …"
+    args = typing.get_args(t)
+    if _union(t): return ' or '.join(map(type_text, args))
+    if _tuple(t):
+        return f"a tuple of {_NAMES[args[0]][1]}" if args and args[0] in _NAMES else 'a tuple'
+    return _NAMES[t][0] if t in _NAMES else f"a {getattr(t, '__name__', t)}"
+
+# %% ../nbs/00_core.ipynb #cf7a0e05
+def kebab(name:str)->str:
+    "The flag spelling of a field name: `batch_size` → `batch-size`"
+    return name.replace('_', '-')
+
 def _default(f):
     if f.default is not dataclasses.MISSING: return f.default
     if f.default_factory is not dataclasses.MISSING: return f.default_factory()
     return dataclasses.MISSING
 
+def _show(v)->str:
+    if isinstance(v, bool): return str(v).lower()
+    return ','.join(map(str, v)) if isinstance(v, tuple) else str(v)
+
+def _fix(f)->str:
+    d = _default(f)
+    if d is dataclasses.MISSING or d is None or d == () or isinstance(d, bool): return ''
+    return f": e.g. --{kebab(f.name)} {_show(d)}"
+
+def range_text(spec:dict, integer:bool=False)->str:
+    "'in (0, 1]', 'positive', 'a positive integer', 'non-negative', '<= 5', … for the bounds in `spec`"
+    lo = next(((k, spec[k]) for k in ('ge', 'gt') if k in spec), None)
+    hi = next(((k, spec[k]) for k in ('le', 'lt') if k in spec), None)
+    if lo and hi: return f"in {'(' if lo[0] == 'gt' else '['}{lo[1]}, {hi[1]}{')' if hi[0] == 'lt' else ']'}"
+    if lo in (('gt', 0), ('ge', 1)) and integer: return 'a positive integer'
+    if lo == ('gt', 0): return 'positive'
+    if lo == ('ge', 0): return 'non-negative'
+    op = dict(ge='>=', gt='>', le='<=', lt='<')
+    return ' and '.join(f"{op[b[0]]} {b[1]}" for b in (lo, hi) if b)
+
+def _within(x, spec)->bool:
+    return all(op(x, spec[k]) for k, op in (('ge', operator.ge), ('gt', operator.gt), ('le', operator.le),
+                                            ('lt', operator.lt)) if k in spec)
+
+# %% ../nbs/00_core.ipynb #cf7a0e06
+def choices_of(spec:dict):
+    "The allowed values declared in `spec` (a function declared there is called now), or None"
+    c = spec.get('choices')
+    return c() if callable(c) and not isinstance(c, dict) else c
+
+def choice_names(c)->list:
+    "The allowed values as text, as messages list them: a registry's sorted, others in their order"
+    return [str(o) for o in (sorted(c) if isinstance(c, Registry) else c)]
+
+def check_field(cfg, f:dataclasses.Field, t=Any):
+    "Raise `ConfigError` when field `f` of `cfg` breaks its type `t` or a declared check"
+    v, spec = getattr(cfg, f.name), _spec(f)
+    if not fits(v, t): raise ConfigError(f"{f.name} must be {type_text(t)}, got {v!r} ({type(v).__name__}){_fix(f)}")
+    items = v if isinstance(v, tuple) else () if v is None else (v,)
+    what = f"every item of {f.name}" if isinstance(v, tuple) else f.name
+    nums = [o for o in items if isinstance(o, numbers.Real) and not isinstance(o, bool)]
+    if spec['finite'] and not all(math.isfinite(o) for o in nums):
+        raise ConfigError(f"{what} must be a finite number, got {v!r}{_fix(f)}")
+    if not all(_within(o, spec) for o in nums):
+        integer = all(isinstance(o, numbers.Integral) for o in nums)
+        raise ConfigError(f"{what} must be {range_text(spec, integer)}, got {v!r}{_fix(f)}")
+    if (c := choices_of(spec)) is None: return
+    for o in items:
+        if o not in c:
+            kind = spec.get('kind') or (c.kind if isinstance(c, Registry) else f.name.replace('_', ' '))
+            if kind.lower() != f.name.replace('_', ' ').lower(): kind = f"{kind} for {f.name}"
+            raise ConfigError(f"unknown {kind} {o!r}: choose one of {', '.join(choice_names(c))}")
+
+# %% ../nbs/00_core.ipynb #cf7a0e08
+def rule(cls):
+    "Decorator attaching a cross-field check `f(cfg) -> message or None` to the `Config` class `cls`"
+    def _add(f):
+        cls._rules = (*cls.__dict__.get('_rules', ()), f)
+        return f
+    return _add
+
+def config_rules(cls)->list:
+    "The rules of `cls` and of its bases, bases first"
+    return [r for k in reversed(cls.__mro__) for r in k.__dict__.get('_rules', ())]
+
+def check_config(cfg:Config):
+    "Check every field of `cfg`, then its class's rules, then `validate`; the first failure raises `ConfigError`"
+    types_ = field_types(type(cfg))
+    for f in fields(cfg): check_field(cfg, f, types_[f.name])
+    for r in config_rules(type(cfg)):
+        if msg := r(cfg): raise ConfigError(msg)
+    cfg.validate()
+
+# %% ../nbs/00_core.ipynb #338c2d2e
+def renamed_fields(cls)->dict:
+    "former name → current name of the renamed fields of `cls`"
+    return {f.metadata['old']: f.name for f in fields(cls) if 'old' in f.metadata}
+
+def upgrade_dict(cls, d:dict)->dict:
+    "The config dict `d` with former field names of `cls` replaced by the current ones"
+    ren, out = renamed_fields(cls), {}
+    for k, v in d.items():
+        if ren.get(k, k) in out: raise ConfigError(f"{k!r} and {ren.get(k, k)!r} are one {cls.__name__} field: keep one")
+        out[ren.get(k, k)] = v
+    return out
+
 def canonical_json(cfg:Config)->str:
     "Canonical JSON of the class name and the fields of `cfg` that differ from their defaults"
-    d = {f.name: _jsonable(getattr(cfg, f.name)) for f in fields(cfg)
+    d = {f.metadata.get('old', f.name): _jsonable(getattr(cfg, f.name)) for f in fields(cfg)
          if _jsonable(getattr(cfg, f.name)) != _jsonable(_default(f))}
     return json.dumps({'class': type(cfg).__name__, 'fields': d}, sort_keys=True, separators=(',', ':'))
 
 def short_hash(cfg:Config, n:int=8)->str:
     "Stable `n`-character hex hash of `canonical_json(cfg)`, used to name run folders"
     return hashlib.sha256(canonical_json(cfg).encode()).hexdigest()[:n]
+
+def config_diff(saved:dict, cfg:Config)->str:
+    "The fields where the config dict `saved` differs from `cfg`, as 'k: a there, b here' (empty when equal)"
+    defaults = {f.name: _jsonable(_default(f)) for f in fields(cfg) if _default(f) is not dataclasses.MISSING}
+    old, now = {**defaults, **upgrade_dict(type(cfg), saved)}, cfg.to_dict()
+    return '; '.join(f"{k}: {old.get(k)!r} there, {now.get(k)!r} here"
+                     for k in sorted(set(old) | set(now)) if old.get(k) != now.get(k))
+
+# %% ../nbs/00_core.ipynb #c1a0f002
+def field_docs(cls)->dict:
+    "name → docment of every field of the dataclass `cls` ('' without source, e.g. for a class made in a notebook)"
+    d = docments(cls)
+    return {f.name: d.get(f.name) or '' for f in fields(cls)}
+
+def _named(f:Callable, name:str)->Callable:
+    f.__name__ = name # argparse names the type in its errors: "invalid int value: 'abc'"
+    return f
+
+def parse_bool(s:str)->bool:
+    "'true'/'false' (also 1/0, yes/no, on/off) as a bool"
+    v = str(s).strip().lower()
+    if v not in ('1', 'true', 'yes', 'on', '0', 'false', 'no', 'off'): raise ValueError(s)
+    return v in ('1', 'true', 'yes', 'on')
+
+def flag_parser(t)->Callable|None:
+    "The function turning a flag's text into a value of annotation `t` (None for `bool`: a switch)"
+    args = typing.get_args(t)
+    if _union(t):
+        p = flag_parser(next(a for a in args if a is not type(None)))
+        if p is None or type(None) not in args: return p
+        return _named(lambda s: None if s.strip().lower() == 'none' else p(s), p.__name__)
+    if _tuple(t):
+        item = flag_parser(args[0]) if args else str
+        return _named(lambda s: tuple(item(o.strip()) for o in s.split(',') if o.strip()), f'{item.__name__} list')
+    if t is bool: return None
+    if t in (int, float, str) or isinstance(t, type) and t is not Any: return t
+    raise TypeError(f"no flag for a field annotated {t!r}: declare it with cfg_field(..., cli=False)")
+
+# %% ../nbs/00_core.ipynb #c1a0f003
+def _item_type(t):
+    "`int` for `int`, `int|None` and `tuple[int, ...]`"
+    args = typing.get_args(t)
+    if _union(t): return _item_type(next(a for a in args if a is not type(None)))
+    return _item_type(args[0]) if _tuple(t) and args else t
+
+def _title(cls)->str:
+    doc = cls.__doc__ or ''
+    return cls.__name__ if doc.startswith(f'{cls.__name__}(') else f"{cls.__name__}: {doc.splitlines()[0]}"
+
+def _flag_help(f:dataclasses.Field, doc:str, default, t=Any)->str:
+    spec, extra = _spec(f), []
+    if default is not dataclasses.MISSING and 'default' not in doc: # a docment may explain its default itself
+        extra.append(f"default: {'none' if default is None else _show(default) or 'empty'}")
+    if any(k in spec for k in ('ge', 'gt', 'le', 'lt')):
+        each = 'each ' if _tuple(t) else ''
+        extra.append(each + range_text(spec, _item_type(t) is int))
+    if (c := choices_of(spec)) is not None: extra.append(f"one of {', '.join(choice_names(c))}")
+    return (f"{doc} ({'; '.join(extra)})" if extra else doc).replace('%', '%%')
+
+def add_config_flags(parser:argparse.ArgumentParser, cls, # a `Config` class
+                     exclude:tuple=(), # fields that get no flag
+                     defaults:dict|None=None, # defaults to show in `--help` instead of the fields' own (a preset's)
+                    )->argparse.ArgumentParser:
+    "Add one `--kebab-case` flag per field of `cls` to `parser` (fields not given stay out of the namespace)"
+    group, docs, types_ = parser.add_argument_group(_title(cls)), field_docs(cls), field_types(cls)
+    for f in fields(cls):
+        if f.name in exclude or not _spec(f)['cli']: continue
+        conv, kw = flag_parser(types_[f.name]), dict(dest=f.name, default=argparse.SUPPRESS)
+        show = _flag_help(f, docs[f.name], (defaults or {}).get(f.name, _default(f)), types_[f.name])
+        if conv is None: group.add_argument(f'--{kebab(f.name)}', action=argparse.BooleanOptionalAction, help=show, **kw)
+        else:
+            meta = kebab(f.name).upper() + (',...' if _tuple(types_[f.name]) else '')
+            group.add_argument(f'--{kebab(f.name)}', type=conv, metavar=meta, help=show, **kw)
+        old = _spec(f).get('old')
+        for alias in dict.fromkeys(a for a in (f.name, old, old and kebab(old)) if a and a != kebab(f.name)):
+            if f'--{alias}' in parser._option_string_actions: continue # taken by another config's flag
+            akw = dict(kw, nargs='?', const=True, type=_named(parse_bool, 'bool')) if conv is None else dict(kw, type=conv)
+            group.add_argument(f'--{alias}', help=argparse.SUPPRESS, **akw)
+    return parser
+
+# %% ../nbs/00_core.ipynb #c1a0f005
+def config_parser(prog:str, *classes, description:str='')->argparse.ArgumentParser:
+    "A `OneLineParser` with the flags of every config class in `classes` (no abbreviated flags)"
+    p = OneLineParser(prog=prog, description=description, allow_abbrev=False)
+    for c in classes: add_config_flags(p, c)
+    return p
+
+def config_kwargs(ns:argparse.Namespace|dict, cls)->dict:
+    "The fields of `cls` that were given on the command line parsed into `ns`"
+    d = vars(ns) if isinstance(ns, argparse.Namespace) else ns
+    return {f.name: d[f.name] for f in fields(cls) if f.name in d}
+
+def to_flags(cfg:Config, base:Config|None=None)->list:
+    "The flags that turn `base` (default: the class's defaults) into `cfg`"
+    base, out = base if base is not None else type(cfg)(), []
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if v == getattr(base, f.name) or not _spec(f)['cli']: continue
+        if isinstance(v, bool): out.append(f"--{'' if v else 'no-'}{kebab(f.name)}")
+        else: out += [f'--{kebab(f.name)}', 'none' if v is None else _show(v)]
+    return out
+
+# %% ../nbs/00_core.ipynb #c1a0f008
+def config_signature(*classes)->inspect.Signature:
+    "Keyword-only parameters for the fields of `classes`: the signature of an entry point `main(**kw)`"
+    P = inspect.Parameter
+    ps = {f.name: P(f.name, P.KEYWORD_ONLY, annotation=field_types(c)[f.name],
+                    default=P.empty if _default(f) is dataclasses.MISSING else _default(f))
+          for c in classes for f in fields(c)}
+    return inspect.Signature(list(ps.values()))
+
+def split_kwargs(kw:dict, *classes)->list:
+    "`kw` as one dict per class in `classes` (former field names accepted); an unknown name is a `ConfigError`"
+    out, left = [], dict(kw)
+    for c in classes:
+        names = {f.name for f in fields(c)} | set(renamed_fields(c))
+        out.append(upgrade_dict(c, {k: left.pop(k) for k in list(left) if k in names}))
+    if left:
+        valid = sorted(f.name for c in classes for f in fields(c))
+        raise ConfigError(f"unknown option(s) {sorted(left)}: valid ones are {', '.join(valid)}")
+    return out
 
 # %% ../nbs/00_core.ipynb #5545605f
 @dataclass

@@ -11,7 +11,7 @@ from typing import Callable
 import pandas as pd
 import torch
 import torch.nn as nn
-from .core import (Config, ConfigError, CheckpointError, atomic_save, load_saved, derive_seed, ensure_dir, load_json,
+from .core import (Config, ConfigError, CheckpointError, atomic_save, config_diff, load_saved, derive_seed, ensure_dir, load_json,
                                  save_json, short_hash)
 from .masks import Masks, maskable_weights, top_k_mask
 from .dst import SparseController
@@ -133,7 +133,7 @@ def _check_trunk(trunk, imp:IMPConfig, train:TrainConfig):
         if p.exists():
             old = load_json(p)
             if name == 'imp': old['levels'] = 1
-            if old != cfg.to_dict(): raise CheckpointError(f"trunk {str(trunk)!r} was made with another {name} config: use another folder (see imp_dir)")
+            if config_diff(old, cfg): raise CheckpointError(f"trunk {str(trunk)!r} was made with another {name} config: use another folder (see imp_dir)")
     save_json(imp.to_dict(), Path(trunk)/'imp.json'); save_json(train.to_dict(), Path(trunk)/'train.json')
 
 def level_masks(trunk, level:int, device=None)->Masks|None:

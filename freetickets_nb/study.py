@@ -104,7 +104,7 @@ def train_config(self:StudyConfig)->TrainConfig:
     "The member recipe: SGD with momentum 0.9, multi-step LR at E/2 and 3E/4, ERK masks"
     return TrainConfig(dataset=self.dataset, model=self.model, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                        weight_decay=self.weight_decay, lr_schedule='multistep', density=self.density, growth=self.growth,
-                       update_frequency=self.update_frequency, prune_rate=self.prune_rate, seed=self.seed, preset=self.dst_preset)
+                       update_frequency=self.update_frequency, prune_rate=self.prune_rate, seed=self.seed, dst_preset=self.dst_preset)
 
 @patch
 def ensemble_config(self:StudyConfig)->EnsembleConfig:

@@ -14,22 +14,26 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from fastcore.basics import patch
-from fastcore.script import anno_parser, bool_arg
 import torch.distributed as dist
-from .core import (PURPOSES, Config, ConfigError, CheckpointError, DataError, Interrupted, OneLineParser, Registry, TrainingError,
-                                 atomic_save, atomic_write, keep_previous, load_saved, cli_errors, clean_stale_tmp, crash_point, derive_seed, deterministic_from_env,
-                                 ensure_dir, get_device, graceful_stop, load_json, make_generators, run_dir, save_json, set_deterministic, stop_requested)
-from .masks import Masks, check_density
-from .dst import DST_PRESETS, SparseController, dst_config
+from .core import (PURPOSES, Config, ConfigError, CheckpointError, DataError, Interrupted, OneLineParser,
+                                 Registry, TrainingError, atomic_save, atomic_write, cfg_field, cli_errors, clean_stale_tmp,
+                                 config_diff, config_parser, config_signature, crash_point, derive_seed,
+                                 deterministic_from_env, ensure_dir, get_device, graceful_stop, keep_previous, load_json,
+                                 load_saved, make_generators, rule, run_dir, save_json, set_deterministic, split_kwargs,
+                                 stop_requested)
+from .masks import Masks, check_density, distributions
+from .dst import DST_PRESETS, SparseController, dst_config, growths, prune_rate_schedules
 from .data import datasets, get_dataset
 from .models import create_model
-from .distributed import (all_reduce_sum_, broadcast_bn_stats, cleanup_dist, gather_by_index, gather_objects, get_rank,
-                                        get_world_size, is_dist, rank0_first, setup_dist, shard_indices, sync_masks)
+from .distributed import (all_reduce_sum_, broadcast_bn_stats, cleanup_dist, gather_by_index,
+                                        gather_objects, get_rank, get_world_size, is_dist, rank0_first, setup_dist,
+                                        shard_indices, sync_masks)
 
 # %% auto #0
 __all__ = ['lr_schedules', 'TICKET_FORMAT', 'CHECKPOINT_FORMAT', 'CHECKPOINT', 'PREVIOUS', 'TINY', 'constant_lr', 'multistep_lr',
-           'step_lr', 'cosine_lr', 'lr_at', 'TrainConfig', 'build_model', 'build_optimizer', 'Trainer', 'load_ticket',
-           'ticket_model', 'config_diff', 'method_name', 'train', 'main', 'check_data_root', 'cli']
+           'step_lr', 'cosine_lr', 'lr_at', 'TrainConfig', 'nesterov_needs_momentum', 'dst_settings_agree',
+           'build_model', 'build_optimizer', 'Trainer', 'load_ticket', 'ticket_model', 'method_name', 'train',
+           'TrainOptions', 'check_data_root', 'main', 'cli']
 
 # %% ../nbs/05_train.ipynb #5df924cb
 lr_schedules = Registry('LR schedule')
@@ -59,32 +63,35 @@ def lr_at(cfg, it:int, steps_per_epoch:int)->float:
 @dataclass(frozen=True)
 class TrainConfig(Config):
     "One training run: data, model, optimiser, LR schedule, sparsity and seed"
-    dataset:str='digits' # dataset name (see `data.get_dataset`)
+    dataset:str=cfg_field('digits', choices=datasets) # dataset name (see `data.get_dataset`)
     model:str='mlp' # architecture (see `models.create_model`)
-    epochs:int=10 # training epochs E
-    batch_size:int=128 # mini-batch size
-    lr:float=0.1 # peak learning rate
-    momentum:float=0.9 # SGD momentum
+    epochs:int=cfg_field(10, ge=1) # training epochs E
+    batch_size:int=cfg_field(128, ge=1) # mini-batch size (the global batch under torchrun)
+    lr:float=cfg_field(0.1, gt=0) # peak learning rate
+    momentum:float=cfg_field(0.9, ge=0, lt=1) # SGD momentum
     nesterov:bool=False # Nesterov momentum
-    weight_decay:float=5e-4 # L2 weight decay
+    weight_decay:float=cfg_field(5e-4, ge=0) # L2 weight decay
     wd_on_norm_and_bias:bool=True # weight decay also on norm weights and biases (reference CIFAR)
-    lr_schedule:str='multistep' # 'multistep', 'step', 'cosine' or 'constant'
-    milestones:tuple=() # multistep: epochs after which the LR is multiplied by gamma (empty: E/2 and 3E/4)
-    gamma:float=0.1 # LR factor of the step schedules
-    step_size:int=30 # period in epochs of the 'step' schedule
-    warmup_epochs:float=0.0 # linear LR warm-up length in epochs
-    label_smoothing:float=0.0 # label smoothing of the cross-entropy
-    density:float=0.2 # global density d of the masks (1: dense training)
-    distribution:str='erk' # layer densities: 'erk', 'er' or 'uniform'
-    growth:str='gradient' # DST growth: 'gradient' (RigL), 'random' (SET) or 'momentum' (SNFS)
-    prune_rate:float=0.5 # death rate ρ
-    prune_rate_schedule:str|None=None # 'constant', 'cosine', 'linear' or 'reference_cifar' (None: the preset's; 'clean': constant)
-    update_frequency:int=1000 # ΔT, iterations between topology updates
-    end_step:int=0 # last iteration with a topology update (0: never stop)
+    lr_schedule:str=cfg_field('multistep', choices=lr_schedules) # learning-rate schedule
+    # multistep: epochs after which the LR is multiplied by gamma (empty: E/2 and 3E/4)
+    milestones:tuple[int, ...]=cfg_field((), ge=1)
+    gamma:float=cfg_field(0.1, gt=0, le=1) # LR factor of the step schedules
+    step_size:int=cfg_field(30, ge=1) # period in epochs of the 'step' schedule
+    warmup_epochs:float=cfg_field(0.0, ge=0) # linear LR warm-up length in epochs
+    label_smoothing:float=cfg_field(0.0, ge=0, lt=1) # label smoothing of the cross-entropy
+    density:float=cfg_field(0.2, gt=0, le=1) # global density d of the masks (1: dense training)
+    distribution:str=cfg_field('erk', choices=distributions) # layer densities
+    growth:str=cfg_field('gradient', choices=growths) # DST growth: gradient (RigL), random (SET), momentum (SNFS)
+    prune_rate:float=cfg_field(0.5, gt=0, le=1) # death rate ρ
+    # prune-rate schedule (none: the DST preset's, which is constant for 'clean')
+    prune_rate_schedule:str|None=cfg_field(None, choices=prune_rate_schedules)
+    update_frequency:int=cfg_field(1000, ge=1) # ΔT, iterations between topology updates
+    end_step:int=cfg_field(0, ge=0) # last iteration with a topology update (0: never stop)
     static:bool=False # fixed masks (static sparse training)
-    preset:str='clean' # DST preset for the remaining knobs: 'clean', 'reference_cifar', 'reference_imagenet'
-    val_fraction:float=0.1 # fraction of the training set held out for validation
-    seed:int=0 # run seed: weight init, masks, data order, growth
+    # DST preset for the remaining knobs (see `dst.DST_PRESETS`)
+    dst_preset:str=cfg_field('clean', choices=DST_PRESETS, kind='DST preset', old='preset')
+    val_fraction:float=cfg_field(0.1, gt=0, lt=1) # fraction of the training set held out for validation
+    seed:int=cfg_field(0, ge=0) # run seed: weight init, masks, data order, growth
     bf16:bool=True # bf16 autocast on CUDA (ignored on CPU)
     channels_last:bool=True # channels_last memory format on CUDA (ignored on CPU)
 
@@ -95,24 +102,19 @@ def sparse(self:TrainConfig)->bool: return self.density < 1 or self.static
 @patch
 def dst_config(self:TrainConfig):
     "The `DSTConfig` of this run: the preset's knobs with this config's sparsity fields"
-    sched = {} if self.prune_rate_schedule is None else dict(prune_rate_schedule=self.prune_rate_schedule) # None keeps the preset's schedule
-    return dst_config(self.preset, density=self.density, distribution=self.distribution, growth=self.growth, prune_rate=self.prune_rate,
-                      update_frequency=self.update_frequency, end_step=self.end_step or None, static=self.static, **sched)
+    sched = {} if self.prune_rate_schedule is None else dict(prune_rate_schedule=self.prune_rate_schedule)
+    return dst_config(self.dst_preset, density=self.density, distribution=self.distribution, growth=self.growth,
+                      prune_rate=self.prune_rate, update_frequency=self.update_frequency,
+                      end_step=self.end_step or None, static=self.static, **sched)
 
-@patch
-def validate(self:TrainConfig):
-    check_density(self.density)
-    for k in ('epochs', 'batch_size', 'step_size'):
-        if not isinstance(getattr(self, k), int) or getattr(self, k) < 1: raise ConfigError(f"{k} must be a positive integer, got {getattr(self, k)!r}")
-    if not self.lr > 0: raise ConfigError(f"lr must be positive, got {self.lr}")
-    if not 0 <= self.momentum < 1: raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
-    if self.nesterov and self.momentum == 0: raise ConfigError("nesterov needs momentum > 0: set --momentum 0.9 or drop --nesterov")
-    if self.weight_decay < 0 or self.warmup_epochs < 0: raise ConfigError("weight_decay and warmup_epochs must be non-negative")
-    if not 0 <= self.label_smoothing < 1: raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-    if not 0 < self.val_fraction < 1: raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-    lr_schedules[self.lr_schedule]
-    if any(not isinstance(m, int) or m < 1 for m in self.milestones): raise ConfigError(f"milestones must be positive epoch numbers, got {self.milestones}")
-    self.dst_config()
+@rule(TrainConfig)
+def nesterov_needs_momentum(c:TrainConfig):
+    if c.nesterov and c.momentum == 0: return "nesterov needs momentum > 0: set --momentum 0.9 or drop --nesterov"
+
+@rule(TrainConfig)
+def dst_settings_agree(c:TrainConfig):
+    "The DST knobs must make a valid `DSTConfig` with the preset's (its own checks raise)"
+    c.dst_config()
 
 @functools.lru_cache(maxsize=None)
 def _check_model(name:str):
@@ -120,8 +122,8 @@ def _check_model(name:str):
 
 @patch
 def check_names(self:TrainConfig)->TrainConfig:
-    "Check that `dataset` and `model` are registered (and a WRN shape is valid) before any work starts; returns the config"
-    datasets[self.dataset]; _check_model(self.model)
+    "Check that `model` is registered (and a WRN shape is valid) before any work starts; returns the config"
+    _check_model(self.model)
     return self
 
 # %% ../nbs/05_train.ipynb #dd802ec5
@@ -394,11 +396,6 @@ def final_metrics(self:Trainer)->dict:
 # %% ../nbs/05_train.ipynb #3ab471a3
 CHECKPOINT, PREVIOUS = 'checkpoint.pt', 'checkpoint.prev.pt'
 
-def config_diff(saved:dict, cfg:Config)->str:
-    "The fields in which the config dict `saved` differs from `cfg`, as 'field: saved → cfg' (empty when equal)"
-    now = cfg.to_dict()
-    return '; '.join(f"{k}: {saved.get(k)!r} there, {now.get(k)!r} here" for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k))
-
 @patch
 def save_checkpoint(self:Trainer, path, partial:dict|None=None):
     "Write the full training state to `path` atomically (`partial`: the progress of an interrupted epoch)"
@@ -504,68 +501,48 @@ def train(cfg:TrainConfig, out='runs', device=None, data_root=None, progress:boo
 TINY = dict(dataset='digits', model='mlp', epochs=3, batch_size=32, lr_schedule='constant', update_frequency=10)
 
 # %% ../nbs/05_train.ipynb #920e1e64
-@cli_errors
-def main(dataset:str='digits', # dataset: digits, fashion-mnist, mnist, cifar10, cifar100, svhn
-         model:str='mlp', # architecture: mlp, lenet5, resnet20, resnet18, wrn-D-K, vgg16, resnet50
-         epochs:int=10, # training epochs E
-         batch_size:int=128, # mini-batch size
-         lr:float=0.1, # peak learning rate
-         momentum:float=0.9, # SGD momentum
-         nesterov:bool=False, # use Nesterov momentum
-         weight_decay:float=5e-4, # L2 weight decay
-         wd_on_norm_and_bias:bool_arg=True, # weight decay also on norm weights and biases
-         lr_schedule:str='multistep', # LR schedule: multistep, step, cosine or constant
-         milestones:str='', # multistep: comma-separated epochs after which the LR is multiplied by gamma; empty means E/2,3E/4
-         gamma:float=0.1, # LR factor of the step schedules
-         step_size:int=30, # period in epochs of the step schedule
-         warmup_epochs:float=0.0, # linear LR warm-up in epochs
-         label_smoothing:float=0.0, # label smoothing
-         density:float=0.2, # global density d of the masks, in (0, 1]; 1 trains a dense network
-         distribution:str='erk', # layer densities: erk, er or uniform
-         growth:str='gradient', # DST growth: gradient (RigL), random (SET) or momentum (SNFS)
-         prune_rate:float=0.5, # death rate ρ of each topology update
-         prune_rate_schedule:str=None, # constant, cosine, linear or reference_cifar (default: the preset's)
-         update_frequency:int=1000, # ΔT, iterations between topology updates
-         end_step:int=0, # last iteration with a topology update (0: never stop)
-         static:bool=False, # keep the initial masks fixed (static sparse training)
-         preset:str='clean', # DST preset for the other knobs: clean, reference_cifar or reference_imagenet
-         val_fraction:float=0.1, # fraction of the training set held out for validation
-         seed:int=0, # run seed
-         bf16:bool_arg=True, # bf16 autocast on CUDA
-         channels_last:bool_arg=True, # channels_last memory format on CUDA
-         out:str='runs', # root of the run folders
-         data_root:str=None, # dataset folder (default: the data module's search path)
-         device:str=None, # cpu, cuda or cuda:N (default: cuda when available)
-         tiny:bool=False, # seconds-long smoke run: sparse MLP on digits, 3 epochs, ΔT = 10
-         progress:bool=False, # show progress bars
-         backend:str=None, # under torchrun: process-group backend nccl or gloo (default: nccl on CUDA, gloo on CPU)
-         check_masks:bool_arg=True, # under torchrun: compare mask checksums across ranks at the start and at every topology update
-         compile:bool=False, # train through torch.compile (GPU speed-up for CNNs; compilation takes a while)
-         download:bool=False, # download the dataset into --data_root with torchvision first (needs a network)
-         deterministic:bool=False, # deterministic CUDA kernels (slower; CPU runs are always deterministic)
-        ):
-    "Train one dense or sparse network; write its checkpoint, best-validation ticket, history and metrics"
-    args = dict(locals())
-    try: ms = tuple(int(m) for m in milestones.split(',') if m.strip())
-    except ValueError: raise ConfigError(f"milestones must be comma-separated epoch numbers, got {milestones!r}") from None
-    kw = {f.name: args[f.name] for f in fields(TrainConfig) if f.name != 'milestones'}
-    cfg = TrainConfig(**{**kw, 'milestones': ms, **(TINY if tiny else {})}).check_names()
-    check_data_root(data_root, download); get_device(device)
-    ensure_dir(out)
-    if deterministic: set_deterministic()
-    train(cfg, out, device=device, data_root=data_root, progress=progress, backend=backend, check_masks=check_masks, compile=compile, download=download)
+@dataclass(frozen=True)
+class TrainOptions(Config):
+    "How `ft-train` runs a config (not part of the run's identity)"
+    out:str|Path='runs' # root of the run folders
+    data_root:str|Path|None=None # dataset folder (none: the data module's search path)
+    device:str|None=None # cpu, cuda or cuda:N (default: cuda when available; $FREETICKETS_DEVICE overrides)
+    tiny:bool=False # seconds-long smoke run: sparse MLP on digits, 3 epochs, ΔT = 10 (flags given still apply)
+    progress:bool=False # show progress bars
+    # under torchrun: process-group backend (default: nccl on CUDA, gloo on CPU)
+    backend:str|None=cfg_field(None, choices=('nccl', 'gloo', 'mpi'))
+    check_masks:bool=True # under torchrun: compare mask checksums across ranks at every sync
+    compile:bool=False # train through torch.compile (GPU speed-up for CNNs; compilation takes a while)
+    download:bool=False # download the dataset into --data-root with torchvision first (needs a network)
+    deterministic:bool=False # deterministic CUDA kernels (slower; CPU runs are always deterministic)
 
 def check_data_root(root, download:bool=False):
     "A given dataset folder must exist (unless `download` will create it): `DataError` naming it and the fix"
     if root is not None and not download and not Path(root).is_dir():
-        raise DataError(f"data root {str(root)!r} is not a folder: pass the folder holding the dataset files (--data-root), or add --download to fetch them there")
+        raise DataError(f"data root {str(root)!r} is not a folder: pass the folder holding the dataset files "
+                        "(--data-root), or add --download to fetch them there")
+
+@cli_errors
+def main(**kw):
+    "Train one dense or sparse network; write its checkpoint, best-validation ticket, history and metrics"
+    given, opts = split_kwargs(kw, TrainConfig, TrainOptions)
+    opts = TrainOptions(**opts)
+    cfg = TrainConfig(**{**(TINY if opts.tiny else {}), **given}).check_names()
+    check_data_root(opts.data_root, opts.download); get_device(opts.device)
+    ensure_dir(opts.out)
+    if opts.deterministic: set_deterministic()
+    return train(cfg, opts.out, device=opts.device, data_root=opts.data_root, progress=opts.progress,
+                 backend=opts.backend, check_masks=opts.check_masks, compile=opts.compile, download=opts.download)
+
+main.__signature__ = config_signature(TrainConfig, TrainOptions)
 
 def cli(argv:list|None=None):
-    "The `ft-train` console script (and `python -m freetickets_nb.train`): `main`'s parameters as flags; usage errors on one line"
-    p = anno_parser(main, prog='ft-train')
-    p.error = functools.partial(OneLineParser.error, p)
+    "The `ft-train` console script (and `python -m freetickets_nb.train`): one flag per field of the two configs"
+    p = config_parser('ft-train', TrainConfig, TrainOptions,
+                      description='Train one dense or sparse network and write its run folder.')
     deterministic_from_env()
-    args = {k: v for k, v in vars(p.parse_args(argv)).items() if k not in ('pdb', 'xtra')} # fastcore's own debugging flags
-    main(**args)
+    main(**vars(p.parse_args(argv)))
 
-if __name__ == '__main__' and not hasattr(sys, 'ps1'): cli()
+if __name__ == '__main__' and not hasattr(sys, 'ps1'): # `python -m freetickets_nb.train`, also under torchrun
+    from freetickets_nb.train import cli as _cli # the module's own classes: their source gives the help text
+    _cli()

@@ -28,7 +28,7 @@ def test_help_lists_config_flags():
     for cmd in ([str(BIN/'ft-train'), '--help'], [sys.executable, '-m', 'freetickets_nb.train', '--help']):
         r = run(*cmd)
         assert r.returncode == 0, r.stderr
-        for flag in ('--density', '--growth', '--update_frequency', '--tiny', '--preset'): assert flag in r.stdout
+        for flag in ('--density', '--growth', '--update-frequency', '--tiny', '--dst-preset'): assert flag in r.stdout
         assert 'global density d of the masks' in r.stdout
 
 
@@ -44,3 +44,17 @@ def test_python_m_runs_tiny(tmp_path):
     r = run(sys.executable, '-m', 'freetickets_nb.train', '--tiny', '--growth', 'random', '--out', str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert len(list(tmp_path.glob('dst/*/ticket.pt'))) == 1
+
+
+def test_old_flag_spellings_are_hidden_aliases():
+    "the snake-case flags and the former `--preset` of ft-train still parse, as the one kebab-case spelling does"
+    from freetickets_nb.core import config_parser, config_kwargs
+    from freetickets_nb.train import TrainConfig, TrainOptions
+    p = config_parser('ft-train', TrainConfig, TrainOptions)
+    old = p.parse_args(['--batch_size', '32', '--update_frequency', '10', '--preset', 'reference_cifar', '--data_root', 'd',
+                        '--check_masks', 'false', '--wd_on_norm_and_bias', 'false'])
+    new = p.parse_args(['--batch-size', '32', '--update-frequency', '10', '--dst-preset', 'reference_cifar', '--data-root', 'd',
+                        '--no-check-masks', '--no-wd-on-norm-and-bias'])
+    assert vars(old) == vars(new)
+    assert config_kwargs(new, TrainConfig) == dict(batch_size=32, update_frequency=10, dst_preset='reference_cifar', wd_on_norm_and_bias=False)
+    assert '--batch_size' not in p.format_help() and '--preset' not in p.format_help()

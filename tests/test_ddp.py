@@ -233,7 +233,7 @@ def test_sigterm_to_one_rank_stops_every_rank_cleanly_and_resumes_exactly(tmp_pa
     launcher = [str(BIN/'torchrun')] if (BIN/'torchrun').exists() else [sys.executable, '-m', 'torch.distributed.run']
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'FREETICKETS_DEVICE': 'cpu'}
     cmd = lambda out: [*launcher, '--standalone', '--nproc_per_node', '2', '-m', 'freetickets_nb.train', '--dataset', 'digits', '--epochs', '8',
-                       '--batch_size', '32', '--lr_schedule', 'cosine', '--update_frequency', '10', '--out', str(out)]
+                       '--batch-size', '32', '--lr-schedule', 'cosine', '--update-frequency', '10', '--out', str(out)]
     ref = subprocess.run(cmd(tmp_path/'ref'), env=env, capture_output=True, text=True, timeout=300)
     assert ref.returncode == 0, ref.stderr[-3000:]
     p = subprocess.Popen(cmd(tmp_path/'run'), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

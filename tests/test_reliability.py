@@ -12,7 +12,7 @@ for k in ('FREETICKETS_CRASH_AT', 'FREETICKETS_CRASH_LOG', 'FREETICKETS_DETERMIN
 # every kind of training run of a study, small: dense (+ its PF pruning), DST and EDST members, an IMP chain with pools
 STUDY = ['--preset', 'demo', '--methods', 'dense,dst-ensemble,edst-ensemble,pf-ensemble,lottery-pools', '--members', '2', '--epochs', '4',
          '--density', '0.64', '--pf-epochs', '1', '--corruption-n', '40', '--ood-n', '40', '--update-frequency', '10']
-TRAIN = ['--dataset', 'digits', '--model', 'mlp', '--epochs', '12', '--batch_size', '32', '--lr_schedule', 'cosine', '--update_frequency', '10']
+TRAIN = ['--dataset', 'digits', '--model', 'mlp', '--epochs', '12', '--batch-size', '32', '--lr-schedule', 'cosine', '--update-frequency', '10']
 
 
 def run(*args, crash=None, log=None, timeout=600):
@@ -242,7 +242,7 @@ def test_ft_study_output_folder_checks(tmp_path, inproc):
     (['--model', 'vit'], ["unknown model 'vit'"]),
     (['--dataset', 'imagenet'], ["unknown dataset 'imagenet'"]),
     (['--growth', 'snip'], ['unknown growth']),
-    (['--data_root', '/nonexistent/data'], ['is not a folder']),
+    (['--data-root', '/nonexistent/data'], ['is not a folder']),
     (['--nope'], ['unrecognized arguments: --nope']),
 ])
 def test_ft_train_bad_input(tmp_path, inproc, args, msgs):
