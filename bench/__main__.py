@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse, importlib, os, sys, time, traceback
 import torch
 from pathlib import Path
-from freetickets_nb.core import get_device, load_json, save_json
+from freetickets_nb.core import get_device
+from freetickets_nb.safety import load_json, save_json
 from bench._timing import RESULTS, fmt_value
 
 BENCHMARKS = ('data_pipeline', 'masking_overhead', 'ensemble_eval', 'pools_search', 'profile_demo', 'wrn_mfu', 'study_e2e')

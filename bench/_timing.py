@@ -12,7 +12,8 @@ import os, platform, statistics, sys, time
 from pathlib import Path
 from typing import Callable
 import torch
-from freetickets_nb.core import get_device, save_json
+from freetickets_nb.core import get_device
+from freetickets_nb.safety import save_json
 
 RESULTS = Path(__file__).parent / 'results'
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse, json, time
 from pathlib import Path
 import pandas as pd
-from freetickets_nb.core import atomic_write, load_json, md_table, save_json
+from freetickets_nb.core import atomic_write, md_table
+from freetickets_nb.safety import load_json, save_json
 from freetickets_nb.data import get_dataset
 from freetickets_nb.train import TrainConfig
 from freetickets_nb.lottery import IMPConfig, imp_dir, run_imp

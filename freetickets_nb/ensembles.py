@@ -11,8 +11,9 @@ from typing import Callable
 from pathlib import Path
 import pandas as pd, torch
 from fastcore.basics import patch
-from .core import (Config, ConfigError, CheckpointError, Registry, derive_seed, make_generator, short_hash,
-                                 ensure_dir, atomic_save, save_json, load_json, md_table)
+from .core import (Config, ConfigError, CheckpointError, Registry, derive_seed,
+                                 make_generator, short_hash, ensure_dir, atomic_save, md_table)
+from .safety import load_json, save_json
 from .masks import Masks, magnitude_masks
 from .train import TrainConfig, Trainer, load_ticket, ticket_model, TICKET_FORMAT
 from .flops import inference_flops, train_flops, step_flops

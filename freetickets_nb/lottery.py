@@ -11,8 +11,9 @@ from typing import Callable
 import pandas as pd
 import torch
 import torch.nn as nn
-from .core import (Config, ConfigError, CheckpointError, atomic_save, config_diff, load_saved, derive_seed, ensure_dir, load_json,
-                                 save_json, short_hash)
+from .core import (Config, ConfigError, CheckpointError, atomic_save, config_diff,
+                                 load_saved, derive_seed, ensure_dir, short_hash)
+from .safety import load_json, save_json
 from .masks import Masks, maskable_weights, top_k_mask
 from .dst import SparseController
 from .train import TrainConfig, Trainer, build_model, load_ticket

@@ -14,8 +14,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from torch.func import functional_call, vmap
-from .core import (Config, ConfigError, DataError, Registry, atomic_save, atomic_write, ensure_dir, get_device, raise_if_stopped,
-                                 load_json, make_generator, md_table, save_json, short_hash)
+from .core import (Config, ConfigError, DataError, Registry, atomic_save,
+                                 atomic_write, ensure_dir, get_device, make_generator, md_table,
+                                 short_hash)
+from .safety import load_json, raise_if_stopped, save_json
 from .masks import Masks
 from .data import get_dataset
 from .train import TrainConfig, build_model, load_ticket

@@ -13,9 +13,12 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastcore.basics import patch
 import matplotlib; import matplotlib.pyplot as plt
-from .core import (Config, short_hash, ConfigError, DataError, CheckpointError, OutputError, FreeTicketsError, Interrupted, OneLineParser,
-                                 cli_errors, clean_stale_tmp, deterministic_from_env, get_device, graceful_stop, raise_if_stopped, set_deterministic,
-                                 ensure_dir, atomic_write, save_json, load_json, md_table)
+from .core import (Config, short_hash, ConfigError, DataError, CheckpointError,
+                                 OutputError, FreeTicketsError, Interrupted, OneLineParser,
+                                 cli_errors, deterministic_from_env, get_device, set_deterministic,
+                                 ensure_dir, atomic_write, md_table)
+from .safety import (clean_stale_tmp, graceful_stop, load_json, raise_if_stopped,
+                                   save_json)
 from .plots import new_fig, save_fig
 from .data import get_dataset
 from .train import TrainConfig, ticket_model, check_data_root
