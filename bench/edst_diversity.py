@@ -92,7 +92,8 @@ def load_data(s:Setting, quick:bool=False):
     data = get_dataset(r['dataset'])
     if r['n_train']:
         g = make_generator(0, 'edst_diversity', 'subset')
-        data = replace(data, train=data.train.take(torch.randperm(len(data.train), generator=g)[:r['n_train']].sort().values))
+        idx = torch.randperm(len(data.train), generator=g)[:r['n_train']].sort().values
+        data = replace(data, train=data.train.take(idx))
     return data
 
 
@@ -152,7 +153,8 @@ def measure_setting(s:Setting, out, quick:bool=False, device:str='cpu', jobs:int
     row = dict(s.to_dict(), hash=short_hash(s), n_train=len(data.train),
                steps_per_epoch=-(-len(data.train) // recipe(s, quick)['batch_size']),
                **div, churn=float(np.mean([e['churn'] for e in ex])) if ex else None,
-               train_seconds=load_json(folder/'seconds.json')['train'], measure_seconds=round(time.perf_counter() - t1, 1))
+               train_seconds=load_json(folder/'seconds.json')['train'],
+               measure_seconds=round(time.perf_counter() - t1, 1))
     save_json(row, folder/'row.json')
     return row
 
@@ -184,7 +186,8 @@ def edst_phase_trajectories(s:Setting, folder:Path, quick:bool=False)->dict:
     ep = torch.tensor(t['epochs'])
     def seg(lo, hi, ticket=None):
         keep = ((ep >= lo) & (ep <= hi)).nonzero().flatten().tolist()
-        return dict(probs=t['probs'][keep], epochs=[t['epochs'][j] for j in keep], ticket_epoch=ticket, idx=t['idx'])
+        return dict(probs=t['probs'][keep], epochs=[t['epochs'][j] for j in keep], ticket_epoch=ticket,
+                    idx=t['idx'])
     out = {'EDST exploration': seg(0, s.t_ex)}
     for i in range(1, M + 1):
         lo = s.t_ex + (i - 1) * s.t_re
@@ -217,7 +220,8 @@ def figure_tables(edst:Setting, runs, quick:bool=False, device:str='cpu')->tuple
     batches = landscape_batches(data, ('test',), n_test=2000, seed=0, device=device)
     for run, folder, method in (('EDST: tickets of one run', fe, 'edst'), ('DST: independent runs', fd, 'dst')):
         train = train_edst_tickets if method == 'edst' else train_dst_tickets
-        mem = [ticket_model(p, device=device) for p in train(replace(edst, method=method), folder, data, quick, device)[:3]]
+        paths = train(replace(edst, method=method), folder, data, quick, device)
+        mem = [ticket_model(p, device=device) for p in paths[:3]]
         pl = plane(mem[0][0], [m.state_dict() for m, _ in mem], [k for _, k in mem], mask_policy='union',
                    data=batches, n=11, names=['1', '2', '3'])
         planes.append(pl.assign(run=run))
@@ -254,23 +258,24 @@ def markdown(res:dict)->str:
     return '\n'.join([
         '# When do free tickets differ? EDST diversity on Fashion-MNIST', '',
         f"Machine: {m['device_name']}, {m['cores']} cores, {res['jobs']} process(es) of one torch thread each, "
-        f"torch {m['torch']}, shared with other jobs. Training wall time {sec['wall'] / 60:.1f} min (first run started to "
-        f"last run finished); summed over the settings, training {sec['train'] / 60:.1f} min and measuring "
-        f"{sec['measure'] / 60:.1f} min. Reproduce: `{res['command']}`.", '',
+        f"torch {m['torch']}, shared with other jobs. Training wall time {sec['wall'] / 60:.1f} min (first "
+        f"run started to last run finished); summed over the settings, training {sec['train'] / 60:.1f} min "
+        f"and measuring {sec['measure'] / 60:.1f} min. Reproduce: `{res['command']}`.", '',
         f"Recipes: {recipes}. EDST: t_ex epochs of exploration at the LR, then M refinement phases of t_re epochs "
-        "(refine LR for the first half, a tenth of it for the second), the q-exploration between phases. DST reference: "
-        "M independent runs of t_ex + t_re epochs (multi-step LR, ×0.1 at E/2 and 3E/4). "
-        f"Metrics on the {res['rows'][0]['n_test']:,} test images. Barriers: test-loss (nats) and test-error barriers on "
-        "the linear path between tickets (11 points, union of masks), mean over pairs; Hamming: normalised mask distance "
-        "(1 − density for independent random masks); weight dist.: ‖θ_i − θ_j‖ over the mean norm; explore churn: "
-        "fraction of the active weights at new positions after a global exploration; Δ: ensemble gain over its best "
-        "member (accuracy: ensemble minus best; NLL and ECE: best minus ensemble).", '',
+        "(refine LR for the first half, a tenth of it for the second), the q-exploration between phases. DST "
+        "reference: M independent runs of t_ex + t_re epochs (multi-step LR, ×0.1 at E/2 and 3E/4). Metrics "
+        f"on the {res['rows'][0]['n_test']:,} test images. Barriers: test-loss (nats) and test-error barriers "
+        "on the linear path between tickets (11 points, union of masks), mean over pairs; Hamming: "
+        "normalised mask distance (1 − density for independent random masks); weight dist.: ‖θ_i − θ_j‖ over "
+        "the mean norm; explore churn: fraction of the active weights at new positions after a global "
+        "exploration; Δ: ensemble gain over its best member (accuracy: ensemble minus best; NLL and ECE: "
+        "best minus ensemble).", '',
         md_table(t, floatfmt='.4g'), '', res['finding'], ''])
 
 
 def run(quick:bool=False, device:str|None=None, out=None, models=('mlp', 'lenet5'), jobs:int=1,
         runs='runs/bench/edst_diversity')->dict:
-    "Run (or resume) the sweep and the base run's figure tables; write the JSON, the Markdown page and the CSV tables"
+    "Run (or resume) the sweep and the base run's figure tables; write the JSON, the Markdown page, the CSV tables"
     dev = str(get_device(device or 'cpu'))
     runs = Path(runs)/'quick' if quick else Path(runs)
     settings = [s for m in (('mlp',) if quick else models) for s in grid(m, quick)]
@@ -278,9 +283,11 @@ def run(quick:bool=False, device:str|None=None, out=None, models=('mlp', 'lenet5
     rows = [dict(r, varies=varies(r, quick)) for r in run_grid(settings, runs, quick, dev, jobs)]
     tsne, planes = figure_tables(settings[0], runs, quick, dev)
     tr = [load_json(_folder(s, runs)/'seconds.json') for s in settings]
-    cmd = 'python -m bench.edst_diversity' + (' --quick' if quick else f" --models {','.join(models)} --jobs {jobs}")
+    cmd = 'python -m bench.edst_diversity' + (' --quick' if quick else f" --models {','.join(models)} "
+                                                                     f"--jobs {jobs}")
     res = dict(benchmark=NAME, quick=quick, command=cmd, machine=machine_info(dev), jobs=max(t['jobs'] for t in tr),
-               recipes={m: RECIPES['quick' if quick else m] for m in dict.fromkeys(s.model for s in settings)}, rows=rows,
+               recipes={m: RECIPES['quick' if quick else m] for m in dict.fromkeys(s.model for s in settings)},
+               rows=rows,
                seconds=dict(wall=round(max(t['finished'] for t in tr) - min(t['started'] for t in tr), 1),
                             train=round(sum(r['train_seconds'] for r in rows), 1),
                             measure=round(sum(r['measure_seconds'] for r in rows), 1)),
@@ -297,7 +304,7 @@ if __name__ == '__main__':
     p = bench_parser(__doc__, out_help=f'JSON output path (default: bench/results/{NAME}.json)')
     p.add_argument('--models', default='mlp,lenet5', help='comma-separated: mlp, lenet5 (--quick: mlp on digits)')
     p.add_argument('--jobs', type=int, default=1, help='settings trained in parallel, one torch thread each')
-    p.add_argument('--runs', default='runs/bench/edst_diversity', help='cache of the runs and measured rows (resumable)')
+    p.add_argument('--runs', default='runs/bench/edst_diversity', help='cache of runs and measured rows (resumable)')
     a = p.parse_args()
     r = run(a.quick, a.device, a.out, tuple(a.models.split(',')), a.jobs, a.runs)
     print(markdown(r))
