@@ -33,8 +33,8 @@ from dataclasses import dataclass, fields, replace
 from multiprocessing import get_context
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from freetickets_nb.core import (Config, short_hash, load_json, save_json, atomic_write, md_table, make_generator,
-                                 get_device)
+from freetickets_nb.core import Config, short_hash, atomic_write, md_table, make_generator, get_device
+from freetickets_nb.safety import load_json, save_json
 from freetickets_nb.data import get_dataset
 from freetickets_nb.train import TrainConfig, Trainer, ticket_model, load_ticket
 from freetickets_nb.ensembles import (EnsembleConfig, EDSTCallback, edst_schedule, train_ensemble, member_configs,

@@ -4,7 +4,7 @@ import pytest
 from conftest import ROOT
 sys.path.insert(0, str(ROOT))
 from bench import edst_diversity as B
-from freetickets_nb.core import load_json
+from freetickets_nb.safety import load_json
 from freetickets_nb.edst_diversity import finding, readme_finding, sweep_table
 
 RESULT = ROOT/'bench'/'results'/'edst_diversity.json'
