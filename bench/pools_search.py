@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 from freetickets_nb.core import get_device
 from freetickets_nb.data import get_dataset
-from freetickets_nb.pools import INTERPOLATION_ALPHAS, SoupEvaluator, tiny_bn_net, topk_masks, apply_masks
+from freetickets_nb.masks import apply_mask_policy
+from freetickets_nb.pools import INTERPOLATION_ALPHAS, SoupEvaluator, tiny_bn_net
 from bench._timing import bench_parser, alternate, compare, fmt_row, result, sync_fn, write_result
 
 
@@ -23,8 +24,7 @@ def _tickets(width, device):
     names = [n for n, p in a.named_parameters() if p.dim() > 1]
     sa = a.state_dict()
     k = round(0.2 * sum(sa[n].numel() for n in names))
-    masks = topk_masks(sa, names, k)
-    return apply_masks(sa, masks), b.state_dict(), names, k, a
+    return apply_mask_policy(sa, 'reprune', names=names, k=k)[0], b.state_dict(), names, k, a
 
 
 CASES = (dict(width=8, batch_size=128), dict(width=8, batch_size=32), dict(width=16, batch_size=128))

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import patch
 from .core import Config, ConfigError, CheckpointError, Registry, make_generator, md_table
-from .masks import (Masks, check_density, distributions, init_masks, layer_densities, maskable_weights,
-                                  mul_masks_, top_k_mask, OPT_STATE_KEYS)
+from .masks import (Masks, RANKINGS, check_density, distributions, init_masks, layer_densities,
+                                  maskable_weights, mul_masks_, top_k_mask, top_k_masks, OPT_STATE_KEYS)
 
 # %% auto #0
 __all__ = ['deaths', 'growths', 'prune_rate_schedules', 'DST_PRESETS', 'ZERO_PRESERVING', 'magnitude_death', 'random_growth',
@@ -73,7 +73,7 @@ def linear_rate(t:int, rate:float, rate_min:float, T:int)->float:
 
 # %% ../nbs/04_dst.ipynb #4da58592
 _CHOICES = dict(mask_sampling=('exact', 'bernoulli'), remove_rounding=('ceil', 'floor'), tie_break=('index', 'threshold'),
-                random_growth=('exact', 'bernoulli'), prune_scope=('layerwise', 'global'), explore_scope=('layerwise', 'global'))
+                random_growth=('exact', 'bernoulli'), prune_ranking=RANKINGS, explore_ranking=RANKINGS)
 
 @dataclass(frozen=True)
 class DSTConfig(Config):
@@ -98,10 +98,10 @@ class DSTConfig(Config):
     keep_stale_momentum:bool=False # leave the momentum of inactive weights unmasked (reference CIFAR)
     mask_grads:bool=True # zero gradients of inactive weights on steps without an update
     prune_dense_layers:bool=False # prune and zero layers whose target density is 1 (reference CIFAR quirk)
-    prune_scope:str='layerwise' # rank death scores per layer, or 'global' across layers (regrowth stays per layer)
+    prune_ranking:str='layerwise' # rank death scores per layer, or 'global' across layers (regrowth stays per layer)
     explore_rate:float=0.8 # q, the prune-and-regrow rate of EDST global exploration
     explore_growth:str|None=None # growth rule of global exploration (None: same as `growth`)
-    explore_scope:str='layerwise' # death ranking of global exploration: 'layerwise' (reference) or 'global'
+    explore_ranking:str='layerwise' # death ranking of global exploration: 'layerwise' (reference) or 'global'
     restart_schedule_on_explore:bool=False # restart the prune-rate schedule after each exploration (ImageNet code)
     def validate(self):
         check_density(self.density)
@@ -160,10 +160,10 @@ def prune_grow(mask:Tensor, # bool mask of the layer
 # %% ../nbs/04_dst.ipynb #33d8e243
 def global_removals(masks:list, scores:list, rate:float, rounding:str='ceil')->list:
     "Per-layer prune counts when the ⌈ρ·Σ n_active⌉ lowest active scores over all layers together are removed"
-    flat = torch.cat([s.masked_fill(~m, math.inf).reshape(-1) for m, s in zip(masks, scores)])
     n_active = sum(int(m.count_nonzero()) for m in masks)
-    low = top_k_mask(-flat, min(n_active, (math.ceil if rounding == 'ceil' else math.floor)(rate * n_active)))
-    return torch.stack([x.count_nonzero() for x in low.split([m.numel() for m in masks])]).tolist()
+    n = min(n_active, (math.ceil if rounding == 'ceil' else math.floor)(rate * n_active))
+    low = top_k_masks({i: -s.masked_fill(~m, math.inf) for i, (m, s) in enumerate(zip(masks, scores))}, n)
+    return torch.stack([x.count_nonzero() for x in low.values()]).tolist()
 
 # %% ../nbs/04_dst.ipynb #68338c88
 class SparseController:
@@ -209,7 +209,7 @@ class SparseController:
 def _refresh(self:SparseController):
     "Re-derive the float masks after a topology change and zero the inactive weights"
     self._fmasks = [m.to(p.dtype) for m, p in zip(self.masks.values(), self.params)]
-    self.apply_masks()
+    self.zero_inactive()
 
 @patch
 def _opt_state(self:SparseController)->list:
@@ -219,7 +219,7 @@ def _opt_state(self:SparseController)->list:
             for k in OPT_STATE_KEYS if st.get(k) is not None]
 
 @patch
-def apply_masks(self:SparseController):
+def zero_inactive(self:SparseController):
     "Zero inactive weights, and their optimiser state unless momentum is stale or kept dense"
     mul_masks_(self.params, self._fmasks)
     if not (self.cfg.keep_stale_momentum or self.dense_momentum):
@@ -250,7 +250,7 @@ def before_step(self:SparseController):
 def after_step(self:SparseController):
     "Optimiser post-step hook: count the step, re-apply the masks where needed, update the topology every ΔT steps"
     self.step += 1
-    if not (self._grads_masked and self._zero_preserving): self.apply_masks()
+    if not (self._grads_masked and self._zero_preserving): self.zero_inactive()
     if self.is_update_step(self.step): self.update()
 
 @patch
@@ -261,7 +261,7 @@ def attach(self:SparseController, optimizer:torch.optim.Optimizer)->SparseContro
     self._zero_preserving = isinstance(optimizer, ZERO_PRESERVING) and not self.cfg.keep_stale_momentum
     self._hooks = [optimizer.register_step_pre_hook(lambda *a: self.before_step()),
                    optimizer.register_step_post_hook(lambda *a: self.after_step())]
-    self.apply_masks()
+    self.zero_inactive()
     return self
 
 @patch
@@ -286,14 +286,15 @@ def itop_rate(self:SparseController)->float:
 # %% ../nbs/04_dst.ipynb #32174d6b
 @patch
 @torch.no_grad()
-def update(self:SparseController, rate:float|None=None, growth:str|None=None, kind:str='update', scope:str|None=None)->dict:
+def update(self:SparseController, rate:float|None=None, growth:str|None=None, kind:str='update',
+           ranking:str|None=None)->dict:
     "Prune ρ of the active weights (per layer, or ranked globally) and regrow as many per layer; returns the statistics"
     c, rate, growth = self.cfg, self.prune_rate() if rate is None else rate, growth or self.cfg.growth
     grow_fn, death_fn, layers = growths[growth], deaths[c.death], {}
     kw = dict(optimizer=self.optimizer, generator=self.growth_gen)
     todo = [(n, p, self.masks[n], self.targets[n] >= 1) for n, p in zip(self.names, self.params) if c.prune_dense_layers or self.targets[n] < 1]
     deaths_ = [death_fn(p, **kw) for _, p, _, _ in todo]
-    n_rm = (global_removals([m for _, _, m, _ in todo], deaths_, rate, c.remove_rounding) if (scope or c.prune_scope) == 'global' and todo
+    n_rm = (global_removals([m for _, _, m, _ in todo], deaths_, rate, c.remove_rounding) if (ranking or c.prune_ranking) == 'global' and todo
             else [None] * len(todo))
     for (name, p, old, dense), death, nr in zip(todo, deaths_, n_rm):
         bern = growth == 'random' and c.random_growth == 'bernoulli'
@@ -340,14 +341,15 @@ def dense_grads(self:SparseController, batch:tuple, loss_fn:Callable=F.cross_ent
 
 @patch
 def explore(self:SparseController, rate:float|None=None, growth:str|None=None, batch:tuple|None=None,
-            loss_fn:Callable=F.cross_entropy, scope:str|None=None)->dict:
+            loss_fn:Callable=F.cross_entropy, ranking:str|None=None)->dict:
     "EDST global exploration: prune `q` of the active weights and regrow as many per layer"
     growth = growth or self.cfg.explore_growth or self.cfg.growth
     if growth == 'gradient':
         if batch is not None: self.dense_grads(batch, loss_fn)
         elif getattr(self, '_grads_masked', False):
             raise ConfigError("gradient growth in explore needs dense gradients, but the last step masked them: pass batch=(x, y), a fresh training batch")
-    stats = self.update(self.cfg.explore_rate if rate is None else rate, growth, kind='explore', scope=scope or self.cfg.explore_scope)
+    stats = self.update(self.cfg.explore_rate if rate is None else rate, growth, kind='explore',
+                        ranking=ranking or self.cfg.explore_ranking)
     if self.cfg.restart_schedule_on_explore: self.schedule_start = self.step
     return stats
 

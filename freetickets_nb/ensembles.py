@@ -171,7 +171,7 @@ def train_edst(base:TrainConfig, ens:EnsembleConfig, out, data=None, device=None
 def _pf_trainer(parent:Path, cfg:TrainConfig, folder:Path, data=None, device=None, **kw)->Trainer:
     "A fixed-mask `Trainer` starting from the parent's weights pruned to `cfg.density` by global magnitude"
     model, _ = ticket_model(parent, device='cpu')
-    return Trainer(cfg, folder, device=device, data=data, model=model, masks=magnitude_masks(model, cfg.density, scope='global'), **kw)
+    return Trainer(cfg, folder, device=device, data=data, model=model, masks=magnitude_masks(model, cfg.density, ranking='global'), **kw)
 
 def _pf_dir(out, cfg:TrainConfig, parent:TrainConfig)->Path:
     return member_dir(out, 'pf', cfg, parent) # the parent's config is part of the name: another parent, another folder

@@ -14,17 +14,17 @@ from matplotlib.colors import LogNorm
 from torch import Tensor
 from .core import ConfigError, make_generator
 from .data import DataBundle, DeviceLoader
-from .masks import maskable_weights
-from .pools import (interpolate, average, param_keys, combine_masks, mask_count, stack_states, stacked_forward,
-                                  stacked_recalibrate_bn, stacked_topk_masks, fixed_batches)
+from .masks import MASK_POLICIES, RANKINGS, apply_mask_policy, mask_count, maskable_weights
+from .pools import (interpolate, average, param_keys, stack_states, stacked_forward, stacked_recalibrate_bn,
+                                  fixed_batches)
 from .metrics import accuracy, nll, ece
 from .diversity import disagreement_matrix
 from .plots import new_fig
 
 # %% auto #0
-__all__ = ['PATH_ALPHAS', 'PATH_MASK_POLICIES', 'REPRUNE_SCOPES', 'BN_MODES', 'path_alphas', 'landscape_batches', 'policy_target',
-           'apply_stack_policy', 'stacked_logits', 'stack_scores', 'evaluate_stack', 'interpolate_path', 'barrier',
-           'plot_path', 'plane_basis', 'plane_weights', 'plane_grid', 'plane', 'plot_plane']
+__all__ = ['PATH_ALPHAS', 'BN_MODES', 'path_alphas', 'landscape_batches', 'policy_target', 'stacked_logits', 'stack_scores',
+           'evaluate_stack', 'interpolate_path', 'barrier', 'plot_path', 'plane_basis', 'plane_weights', 'plane_grid',
+           'plane', 'plot_plane']
 
 # %% ../nbs/13_landscape.ipynb #09b7960a
 def path_alphas(step:float=0.05, # grid spacing
@@ -64,47 +64,30 @@ def landscape_batches(data:DataBundle, # the dataset
     return out
 
 # %% ../nbs/13_landscape.ipynb #935149a4
-PATH_MASK_POLICIES = ('union', 'intersection', 'reprune')
-REPRUNE_SCOPES = ('global', 'layer')
-
 def policy_target(model:nn.Module, # template of the architecture
                   masks:Sequence, # the tickets' mask dicts (None entries for dense tickets)
                   mask_policy:str, # 'union', 'intersection' or 'reprune'
                   density:float|None=None, # 'reprune': target density (default: the sparser ticket's count)
-                  reprune_scope:str='global', # 'reprune': 'global' or 'layer'
+                  ranking:str='global', # 'reprune': 'global' or 'layerwise'
                  )->tuple:
-    "`(names, k)`: the prunable state-dict names and the re-pruning count (an int, a dict per layer for 'layer', None otherwise)"
-    if mask_policy not in PATH_MASK_POLICIES: raise ConfigError(f"unknown mask_policy {mask_policy!r}: use one of {', '.join(PATH_MASK_POLICIES)}")
-    if reprune_scope not in REPRUNE_SCOPES: raise ConfigError(f"unknown reprune_scope {reprune_scope!r}: use 'global' or 'layer'")
+    "`(names, k)`: the prunable names and the re-pruning count (an int; per layer a dict; None if not 'reprune')"
+    if mask_policy not in MASK_POLICIES: raise ConfigError(f"unknown mask_policy {mask_policy!r}: use one of {MASK_POLICIES}")
+    if ranking not in RANKINGS: raise ConfigError(f"unknown ranking {ranking!r}: use 'global' or 'layerwise'")
     masks = [m for m in masks if m is not None]
     names = list(masks[0]) if masks else list(maskable_weights(model))
     if mask_policy != 'reprune': return names, None
     if density is not None:
-        if reprune_scope == 'layer': raise ConfigError("density sets a global count: use reprune_scope='global', or leave density None to keep the sparser ticket's layer counts")
+        if ranking == 'layerwise': raise ConfigError("density sets a global count: use ranking='global', or leave "
+                                                     "density None to keep the sparser ticket's layer counts")
         if not 0 < density <= 1: raise ConfigError(f"density must be in (0, 1], got {density}")
         return names, round(density * sum(model.get_parameter(n).numel() for n in names))
     if not masks: raise ConfigError("'reprune' between dense tickets needs a target: pass density=")
     ref = min(masks, key=mask_count)
-    return names, ({n: int(ref[n].sum()) for n in names} if reprune_scope == 'layer' else mask_count(ref))
+    return names, ({n: int(ref[n].sum()) for n in names} if ranking == 'layerwise' else mask_count(ref))
 
-# %% ../nbs/13_landscape.ipynb #728610c3
-def apply_stack_policy(stacked:dict, # P stacked networks `{key: [P, ...]}`, changed in place
-                       mask_policy:str, # 'union', 'intersection' or 'reprune'
-                       masks:Sequence, # the tickets' mask dicts (None entries for dense tickets)
-                       names:list, # prunable state-dict names (from `policy_target`)
-                       k:int|dict|None=None, # re-pruning count: global int or per-layer dict (from `policy_target`)
-                       ties:str='topk', # re-pruning ties: 'topk' (exact k) or 'keep_all'
-                      )->Tensor:
-    "Apply the mask policy to every network of `stacked`; returns the active counts `[P]`"
-    masks = [m for m in masks if m is not None]
-    if mask_policy == 'reprune':
-        keep = (stacked_topk_masks(stacked, names, k, ties) if not isinstance(k, Mapping) else
-                {n: stacked_topk_masks(stacked, [n], k[n], ties)[n] for n in names})
-    elif masks: keep = {n: m.to(stacked[n].device) for n, m in combine_masks(masks, mask_policy).items()}
-    else: keep = {}
-    for n, m in keep.items(): stacked[n] = stacked[n] * m
-    P = len(stacked[names[0]])
-    return sum((stacked[n] != 0).reshape(P, -1).sum(1) for n in names).cpu()
+def _support(stacked:dict, names:list)->Tensor:
+    "Non-zero prunable weights of every network of a stack, `[P]`"
+    return sum((stacked[n] != 0).reshape(len(stacked[n]), -1).sum(1) for n in names).cpu()
 
 # %% ../nbs/13_landscape.ipynb #443d3a4e
 @torch.no_grad()
@@ -166,7 +149,7 @@ def interpolate_path(model:nn.Module, # template of the architecture (its own we
                      data, # a `DataBundle`, or the dict of fixed batches from `landscape_batches`
                      alphas:Sequence=PATH_ALPHAS, # the α grid (`path_alphas`)
                      density:float|None=None, # 'reprune': target density (default: the sparser ticket's count)
-                     reprune_scope:str='global', # 'reprune': 'global' (Lottery Pools) or 'layer'
+                     ranking:str='global', # 'reprune': 'global' (Lottery Pools) or 'layerwise'
                      bn:str='recompute', # 'recompute' BN statistics at every α, or 'interpolate' them
                      splits:Sequence=('train', 'test'), # evaluation splits (with a `DataBundle`)
                      n_train:int|None=1000, # fixed training subset (with a `DataBundle`)
@@ -175,7 +158,7 @@ def interpolate_path(model:nn.Module, # template of the architecture (its own we
                      chunk:int|None=32, # points per vectorised pass (None: all at once)
                     )->pd.DataFrame:
     "One row per α of θ(α) = (1−α)·θ_A + α·θ_B: support, and per split loss, accuracy, error, ECE and disagreement with θ_A, θ_B"
-    names, k = policy_target(model, [masks_a, masks_b], mask_policy, density, reprune_scope)
+    names, k = policy_target(model, [masks_a, masks_b], mask_policy, density, ranking)
     alphas = [float(a) for a in alphas]
     if bn == 'interpolate' and not all(0 <= a <= 1 for a in alphas): raise ConfigError("bn='interpolate' mixes BN variances, which can turn negative outside [0, 1]: use bn='recompute' to extrapolate")
     dev, batches, labels = _prep(model, data, splits, n_train, bn_batches, batch_size, seed)
@@ -184,12 +167,13 @@ def interpolate_path(model:nn.Module, # template of the architecture (its own we
     parts, numel = [], sum(model.get_parameter(n).numel() for n in names)
     for al in _chunks(alphas, chunk):
         st = stack_states([interpolate(sa, sb, a, keys) for a in al])
-        active = apply_stack_policy(st, mask_policy, [masks_a, masks_b], names, k)
+        st, _ = apply_mask_policy(st, mask_policy, [masks_a, masks_b], names, k, batched=True)
+        active = _support(st, names)
         front = pd.DataFrame(dict(alpha=al, active=active.tolist(), density=(active.double() / numel).tolist()))
         parts.append(pd.concat([front, _scores(evaluate_stack(model, st, batches, bn), labels, refs, 'ab')], axis=1))
     df = pd.concat(parts, ignore_index=True)
     tickets = _scores(refs, labels, refs, 'ab').set_index(pd.Index(['a', 'b']))
-    df.attrs.update(mask_policy=mask_policy, bn=bn, k=k, reprune_scope=reprune_scope, prunable=numel, tickets=tickets.to_dict('index'))
+    df.attrs.update(mask_policy=mask_policy, bn=bn, k=k, ranking=ranking, prunable=numel, tickets=tickets.to_dict('index'))
     return df
 
 # %% ../nbs/13_landscape.ipynb #5b4e746e
@@ -271,7 +255,7 @@ def plane(model:nn.Module, # template of the architecture
           *, mask_policy:str, # 'union', 'intersection' or 'reprune'
           data, # a `DataBundle`, or the dict of fixed batches from `landscape_batches`
           n:int=21, margin:float=0.2, # grid points per axis and margin (`plane_grid`)
-          density:float|None=None, reprune_scope:str='global', # 'reprune' target, as in `interpolate_path`
+          density:float|None=None, ranking:str='global', # 'reprune' target, as in `interpolate_path`
           bn:str='recompute', # only 'recompute' (the statistics of a plane point are always recomputed)
           names:Sequence=('θ0', 'θ1', 'θ2'), # ticket labels
           splits:Sequence=('test',), n_train:int|None=1000, bn_batches:int|None=8, batch_size:int=256, seed:int=0, # data (with a `DataBundle`)
@@ -280,7 +264,7 @@ def plane(model:nn.Module, # template of the architecture
     "Rows (a, b, kind, ticket, support, per-split metrics) for an n × n grid on the plane through three tickets, and the tickets"
     if bn != 'recompute': raise ConfigError("a plane always recomputes BN statistics (bn='recompute'): mixed variances turn negative outside the triangle")
     masks = list(masks) if masks is not None else [None] * 3
-    pnames, k = policy_target(model, masks, mask_policy, density, reprune_scope)
+    pnames, k = policy_target(model, masks, mask_policy, density, ranking)
     dev, batches, labels = _prep(model, data, splits, n_train, bn_batches, batch_size, seed)
     keys = param_keys(model)
     sts = [_on(s, dev) for s in states]
@@ -292,7 +276,8 @@ def plane(model:nn.Module, # template of the architecture
     W, parts, refs, numel = plane_weights(basis, ab), [], None, sum(model.get_parameter(p).numel() for p in pnames)
     for idx in _chunks(list(range(len(ab))), chunk):
         st = stack_states([sts[i] if i < 3 else average(sts, W[i], keys) for i in idx])
-        active = apply_stack_policy(st, mask_policy, masks, pnames, k)
+        st, _ = apply_mask_policy(st, mask_policy, masks, pnames, k, batched=True)
+        active = _support(st, pnames)
         lg = evaluate_stack(model, st, batches, bn)
         refs = refs if refs is not None else {s: l[:3] for s, l in lg.items()}
         front = pd.DataFrame(dict(a=ab[idx, 0], b=ab[idx, 1], kind=[kind[i] for i in idx], ticket=[tick[i] for i in idx],

@@ -11,10 +11,9 @@ from typing import Callable
 import pandas as pd
 import torch
 import torch.nn as nn
-from .core import (Config, ConfigError, CheckpointError, atomic_save, config_diff,
-                                 load_saved, derive_seed, ensure_dir, short_hash)
+from .core import (Config, ConfigError, CheckpointError, atomic_save, config_diff, load_saved, derive_seed, ensure_dir, short_hash)
 from .safety import load_json, save_json
-from .masks import Masks, maskable_weights, top_k_mask
+from .masks import Masks, mask_count, maskable_weights, top_k_masks
 from .dst import SparseController
 from .train import TrainConfig, Trainer, build_model, load_ticket
 from .data import get_dataset
@@ -57,12 +56,10 @@ def imp_prune(state:dict, # weights to rank (the level's final-epoch weights)
               rounding:str='round', # 'round' (torch.prune) or 'ceil' (open_lth)
              )->Masks:
     "The next IMP masks: prune `fraction` of the active weights among `names` by global magnitude, exact count"
-    act = [masks[n].bool() if masks is not None else torch.ones_like(state[n], dtype=torch.bool) for n in names]
-    scores = torch.cat([torch.where(a, state[n].detach().abs().float(), torch.full_like(state[n], -1., dtype=torch.float)).reshape(-1)
-                        for n, a in zip(names, act)])
-    remaining = int(sum(a.sum().item() for a in act))
-    keep = top_k_mask(scores, remaining - prune_count(remaining, fraction, rounding))
-    return Masks({n: m.view(state[n].shape) for n, m in zip(names, keep.split([state[n].numel() for n in names]))})
+    act = {n: masks[n].bool() if masks is not None else torch.ones_like(state[n], dtype=torch.bool) for n in names}
+    scores = {n: state[n].detach().abs().float().masked_fill(~a, -1.) for n, a in act.items()}
+    remaining = mask_count(act)
+    return top_k_masks(scores, remaining - prune_count(remaining, fraction, rounding))
 
 # %% ../nbs/08_lottery.ipynb #179540e2
 @dataclass(frozen=True)

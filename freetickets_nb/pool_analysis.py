@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import torch
 from .plots import new_fig, heatmap, curves
-from .pools import SoupEvaluator, average, interpolate, mask_count, fixed_batches, stack_states, stacked_forward
+from .masks import mask_count
+from .pools import SoupEvaluator, average, interpolate, fixed_batches, stack_states, stacked_forward
 from .diversity import disagreement_matrix
 
 # %% auto #0

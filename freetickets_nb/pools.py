@@ -14,24 +14,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from torch.func import functional_call, vmap
-from .core import (Config, ConfigError, DataError, Registry, atomic_save,
-                                 atomic_write, ensure_dir, get_device, make_generator, md_table,
-                                 short_hash)
+from .core import (Config, ConfigError, DataError, Registry, atomic_save, atomic_write, ensure_dir, get_device, make_generator, md_table, short_hash)
 from .safety import load_json, raise_if_stopped, save_json
-from .masks import Masks
+from .masks import Masks, TIE_RULES, apply_masks, mask_count, apply_mask_policy
 from .data import get_dataset
 from .train import TrainConfig, build_model, load_ticket
 from .lottery import IMPConfig, full_masks, imp_dir, level_dir, load_chain, run_imp
 
 # %% auto #0
-__all__ = ['INTERPOLATION_ALPHAS', 'AVERAGE_ALPHAS', 'MASK_POLICIES', 'ACCEPT_RULES', 'EMA_CONVENTIONS', 'pool_methods',
-           'candidate_order', 'param_keys', 'interpolate', 'average', 'states_equal', 'mask_count', 'apply_masks',
-           'combine_masks', 'stacked_topk_masks', 'topk_masks', 'reprune', 'apply_policy', 'masked_interpolate',
-           'bn_modules', 'fixed_batches', 'recalibrate_bn', 'tiny_bn_net', 'stack_states', 'unstack_state',
-           'stacked_forward', 'stacked_recalibrate_bn', 'stacked_metrics', 'model_metrics', 'SoupEvaluator',
-           'greedy_pool', 'PoolResult', 'lottery_pool', 'average_pool', 'running_pool', 'swa_pool', 'ema_pool',
-           'ticket_itself', 'PoolConfig', 'pool_kwargs', 'pool_evaluator', 'pool_levels', 'level_summary',
-           'LotteryPoolsResult', 'levels_table', 'pool_ticket', 'run_lottery_pools']
+__all__ = ['INTERPOLATION_ALPHAS', 'AVERAGE_ALPHAS', 'ACCEPT_RULES', 'EMA_CONVENTIONS', 'pool_methods', 'candidate_order',
+           'param_keys', 'interpolate', 'average', 'states_equal', 'bn_modules', 'fixed_batches', 'recalibrate_bn',
+           'tiny_bn_net', 'stack_states', 'unstack_state', 'stacked_forward', 'stacked_recalibrate_bn',
+           'stacked_metrics', 'model_metrics', 'SoupEvaluator', 'greedy_pool', 'PoolResult', 'lottery_pool',
+           'average_pool', 'running_pool', 'swa_pool', 'ema_pool', 'ticket_itself', 'PoolConfig', 'pool_kwargs',
+           'pool_evaluator', 'pool_levels', 'level_summary', 'LotteryPoolsResult', 'levels_table', 'pool_ticket',
+           'run_lottery_pools']
 
 # %% ../nbs/09_pools.ipynb #60a3852a
 INTERPOLATION_ALPHAS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -81,74 +78,6 @@ def states_equal(a:dict|None, b:dict|None)->bool:
     "True when `a` and `b` have the same keys and bit-identical tensors (or are both None)"
     if a is None or b is None: return a is b
     return set(a) == set(b) and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k].to(a[k].device)) for k in a)
-
-# %% ../nbs/09_pools.ipynb #6bd20a23
-def mask_count(masks:dict)->int:
-    "Number of active (True) entries over all tensors of `masks`"
-    return int(sum(m.sum().item() for m in masks.values()))
-
-def apply_masks(sd:dict, masks:dict|None)->dict:
-    "A copy of `sd` with every tensor named in `masks` multiplied by its mask"
-    if masks is None: return dict(sd)
-    missing = set(masks) - set(sd)
-    if missing: raise ConfigError(f"masks name tensors {sorted(missing)[:3]} absent from the state dict: masks are keyed by state-dict names such as 'fc.weight'")
-    return {k: v * masks[k].to(v.device, v.dtype) if k in masks else v for k, v in sd.items()}
-
-def combine_masks(masks:list, policy:str='union')->dict:
-    "Element-wise union (OR) or intersection (AND) of several mask dicts with the same keys"
-    if policy not in ('union', 'intersection'): raise ConfigError(f"unknown mask combination {policy!r}: use 'union' or 'intersection'")
-    red = torch.any if policy == 'union' else torch.all
-    return Masks({k: red(torch.stack([m[k].bool() for m in masks]), dim=0) for k in masks[0]})
-
-# %% ../nbs/09_pools.ipynb #ae3bb982
-def _keep_topk(flat:torch.Tensor, k:int, ties:str='topk')->torch.Tensor:
-    "Boolean [A, N]: the k largest entries of each row of `flat: [A, N]`, ties broken by position"
-    A, N = flat.shape
-    if not 0 <= k <= N: raise ConfigError(f"cannot keep k={k} of {N} prunable weights: k must be in [0, {N}]")
-    if k == 0: return torch.zeros_like(flat, dtype=torch.bool)
-    tau = flat.kthvalue(N - k + 1, dim=1, keepdim=True).values
-    if ties == 'keep_all': return flat >= tau
-    if ties != 'topk': raise ConfigError(f"unknown ties rule {ties!r}: use 'topk' (exact k) or 'keep_all' (reference)")
-    gt, eq = flat > tau, flat == tau
-    return gt | (eq & (eq.cumsum(1) <= k - gt.sum(1, keepdim=True)))
-
-def stacked_topk_masks(stacked:dict, names:list, k:int, ties:str='topk')->dict:
-    "Per-network masks keeping the `k` largest |w| over `names` in each of the A stacked networks (`stacked[n]: [A, ...]`)"
-    A = stacked[names[0]].shape[0]
-    keep = _keep_topk(torch.cat([stacked[n].detach().abs().reshape(A, -1).float() for n in names], 1), k, ties)
-    return dict(zip(names, (c.reshape(stacked[n].shape) for c, n in zip(keep.split([stacked[n][0].numel() for n in names], 1), names))))
-
-def topk_masks(sd:dict, names:list, k:int, ties:str='topk')->dict:
-    "Masks keeping the `k` largest |w| over the tensors `names` of `sd` together (global magnitude, exact count)"
-    return Masks({n: m[0] for n, m in stacked_topk_masks({n: sd[n][None] for n in names}, names, k, ties).items()})
-
-def reprune(sd:dict, names:list, k:int, ties:str='topk')->tuple:
-    "`(state, masks)`: `sd` pruned to its `k` largest-magnitude weights among `names`; other tensors untouched"
-    masks = topk_masks(sd, names, k, ties)
-    return apply_masks(sd, masks), masks
-
-# %% ../nbs/09_pools.ipynb #67cf5c74
-MASK_POLICIES = ('union', 'intersection', 'reprune', 'none')
-
-def apply_policy(sd:dict, policy:str, masks:list|None=None, k:int|None=None, names:list|None=None, ties:str='topk')->tuple:
-    "`(state, masks)` after the mask `policy`: 'union'/'intersection' of `masks`, 'reprune' to `k` weights over `names`, or 'none'"
-    if policy not in MASK_POLICIES: raise ConfigError(f"unknown mask policy {policy!r}: use one of {', '.join(MASK_POLICIES)}")
-    if policy == 'none': return dict(sd), None
-    masks = [m for m in (masks or []) if m is not None]
-    if policy == 'reprune':
-        names = names or (list(masks[0]) if masks else None)
-        if names is None or k is None: raise ConfigError("policy 'reprune' needs k and the prunable names (or masks to take them from)")
-        return reprune(sd, names, k, ties)
-    if not masks: return dict(sd), None
-    m = combine_masks(masks, policy)
-    return apply_masks(sd, m), m
-
-def masked_interpolate(sd_a:dict, sd_b:dict, alpha:float, masks_a:dict|None, masks_b:dict|None,
-                       policy:str='reprune', k:int|None=None, keys:Iterable|None=None, ties:str='topk')->tuple:
-    "`(state, masks)`: (1−α)·θ_a + α·θ_b followed by the mask `policy` (`reprune` to `k`, default the sparser ticket's count)"
-    ms = [m for m in (masks_a, masks_b) if m is not None]
-    if policy == 'reprune' and k is None and ms: k = min(mask_count(m) for m in ms)
-    return apply_policy(interpolate(sd_a, sd_b, alpha, keys), policy if ms or policy == 'none' else 'none', ms, k, ties=ties)
 
 # %% ../nbs/09_pools.ipynb #014353be
 def bn_modules(model:nn.Module)->list:
@@ -265,7 +194,7 @@ class SoupEvaluator:
                  batched:bool=True, # evaluate many soups in one vectorised pass (False: sequential fallback)
                  chunk:int|None=None, # at most this many stacked networks per pass (None: all at once)
                  interpolate_buffers:bool=False, # mix buffers too (reference); default: parameters only, buffers recomputed
-                 ties:str='topk'): # re-pruning ties: 'topk' (exact k) or 'keep_all' (reference)
+                 ties:str='index'): # re-pruning ties: 'index' (exactly k) or 'keep_all' (k + ties, reference)
         self.model = copy.deepcopy(model)
         self.device = next(self.model.parameters()).device
         self.bn_data = fixed_batches(bn_data, bn_batches, self.device) if bn_batches is not None else bn_data
@@ -298,12 +227,10 @@ def recalibrate(self:SoupEvaluator, state:dict)->dict:
 
 # %% ../nbs/09_pools.ipynb #84647fca
 @patch
-def _prune(self:SoupEvaluator, stacked:dict, k:int|None, names:list|None)->dict|None:
-    "Re-prune every network of the stack to `k` weights over `names`, in place; the masks `[A, ...]` (None if k is None)"
-    if k is None: return None
-    masks = stacked_topk_masks(stacked, names, k, self.ties)
-    for n in names: stacked[n] = stacked[n] * masks[n]
-    return masks
+def prune(self:SoupEvaluator, state:dict, k:int|None, names:list|None, batched:bool=False)->tuple:
+    "`(state, masks)`: `state` (a stack with `batched`) re-pruned to `k` weights over `names`; as is when k is None"
+    if k is None: return state, None
+    return apply_mask_policy(state, 'reprune', names=names, k=k, ties=self.ties, batched=batched)
 
 @patch
 def _run_stack(self:SoupEvaluator, stacked:dict, batches, recal:bool)->dict:
@@ -313,8 +240,7 @@ def _run_stack(self:SoupEvaluator, stacked:dict, batches, recal:bool)->dict:
 @patch
 def _run_one(self:SoupEvaluator, state:dict, k, names, batches, recal:bool)->tuple:
     "Sequential path: `(state, masks, metrics)` of one soup after re-pruning and BN recalibration"
-    masks = None
-    if k is not None: state, masks = reprune(state, names, k, self.ties)
+    state, masks = self.prune(state, k, names)
     if recal: state = self.recalibrate(state)
     return state, masks, self.metrics(state, batches)
 
@@ -326,7 +252,7 @@ def evaluate(self:SoupEvaluator, states:list, k:int|None=None, names:list|None=N
     size, out = self.chunk or len(states), {'acc': [], 'loss': []}
     for i in range(0, len(states), size):
         st = {key: v.to(self.device) for key, v in stack_states(states[i:i + size]).items()}
-        self._prune(st, k, names)
+        st, _ = self.prune(st, k, names, batched=True)
         for key, v in self._run_stack(st, batches, recal).items(): out[key] += v.tolist()
     return pd.DataFrame(out)
 
@@ -348,8 +274,8 @@ def trial(self:SoupEvaluator, cur:dict, cand:dict, coefs:list, k:int|None=None, 
     if not self.batched: return self._sequential_trial(cur, cand, coefs, k, names)
     size, parts, scores = self.chunk or len(coefs), [], []
     for i in range(0, len(coefs), size):
-        st = self._lerp_stack(cur, cand, coefs[i:i + size])
-        parts.append((st, self._prune(st, k, names)))
+        st, ms = self.prune(self._lerp_stack(cur, cand, coefs[i:i + size]), k, names, batched=True)
+        parts.append((st, ms))
         scores += self._run_stack(st, None, True)['acc'].tolist()
     def get(i):
         st, ms = parts[i // size]
@@ -417,6 +343,12 @@ def _target(masks:list, t:int, names:list|None):
     names = names or (list(known) if known is not None else None)
     return (None, names) if masks[t] is None else (mask_count(masks[t]), names)
 
+def _check_count(masks:dict, k:int, ties:str):
+    "The pooled ticket keeps exactly k weights ('index'), or k plus the ties at the cut-off ('keep_all')"
+    n = mask_count(masks)
+    if n != k if ties == 'index' else n < k:
+        raise AssertionError(f"pooled ticket has {n} active weights, expected {'' if ties == 'index' else '>= '}{k}")
+
 def lottery_pool(tickets:list, # state dicts θ_0 … θ_{n−1} of one IMP chain
                  masks:list, # their masks (None for dense tickets)
                  t:int, # target index
@@ -441,9 +373,9 @@ def lottery_pool(tickets:list, # state dicts θ_0 … θ_{n−1} of one IMP chai
     (state, m), best, trace = greedy_pool((tickets[t], masks[t]), [(i, tickets[i]) for i in candidate_order(t, len(tickets), search_num)],
                                           trial, alphas, init, accept)
     if prune_when == 'after' and k is not None and trace.accepted.any():
-        state, m = reprune(state, names, k, ev.ties)
+        state, m = ev.prune(state, k, names)
         state = ev.recalibrate(state); best = ev.score(state)
-    if k is not None and mask_count(m) != k: raise AssertionError(f"pooled ticket has {mask_count(m)} active weights, expected {k}")
+    if k is not None: _check_count(m, k, ev.ties)
     return PoolResult(method, t, state, m, init, best, trace.assign(target=t))
 
 # %% ../nbs/09_pools.ipynb #fdd2d3be
@@ -460,9 +392,9 @@ def running_pool(tickets:list, masks:list, t:int, ev:SoupEvaluator, coef:Callabl
     state, m, rows = tickets[t], masks[t], []
     for n, i in enumerate(candidate_order(t, len(tickets), search_num), 1):
         state = interpolate(state, tickets[i], coef(n), ev.keys)
-        if k is not None and prune_when == 'during': state, m = reprune(state, names, k, ev.ties)
+        if k is not None and prune_when == 'during': state, m = ev.prune(state, k, names)
         rows.append(dict(candidate=i, alpha=coef(n), accepted=True))
-    if k is not None and prune_when == 'after' and rows: state, m = reprune(state, names, k, ev.ties)
+    if k is not None and prune_when == 'after' and rows: state, m = ev.prune(state, k, names)
     if rows: state = ev.recalibrate(state)
     trace = pd.DataFrame(rows, columns=['candidate', 'alpha', 'accepted']).assign(val_acc=float('nan'), target=t)
     score = ev.score(state)
@@ -509,12 +441,14 @@ class PoolConfig(Config):
     alpha_on:str='incoming' # α on the incoming ticket (code) or on the current soup (paper)
     prune_when:str='during' # re-prune every soup ('during') or once at the end ('after', the ablation)
     ema_value:float=0.95 # EMA coefficient v (the convention is in the method name)
-    ties:str='topk' # re-pruning ties: 'topk' (exact k) or 'keep_all' (reference)
+    ties:str='index' # re-pruning ties: 'index' (exactly k; 'topk' in old configs) or 'keep_all' (reference)
     interpolate_buffers:bool=False # mix buffers too (reference); default: parameters only, BN recomputed
     bn_batches:int|None=None # BN recalibration batches, drawn once (None: a full training pass for every soup)
     bn_batch_size:int=128 # batch size of the BN recalibration pass
     bn_augment:bool=True # training augmentation during BN recalibration (reference)
     def validate(self):
+        if self.ties == 'topk': object.__setattr__(self, 'ties', 'index') # the old name of the rule: same hash
+        if self.ties not in TIE_RULES: raise ConfigError(f"unknown ties {self.ties!r}: use 'index' or 'keep_all'")
         for m in self.methods: pool_methods[m]
         if self.accept not in ACCEPT_RULES: raise ConfigError(f"unknown acceptance rule {self.accept!r}: use 'ge' (paper) or 'gt' (reference)")
         if self.alpha_on not in ('incoming', 'current'): raise ConfigError(f"unknown alpha_on {self.alpha_on!r}: use 'incoming' or 'current'")
