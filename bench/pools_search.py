@@ -13,7 +13,8 @@ import torch
 from freetickets_nb.core import get_device
 from freetickets_nb.data import get_dataset
 from freetickets_nb.masks import apply_mask_policy
-from freetickets_nb.pools import INTERPOLATION_ALPHAS, SoupEvaluator, tiny_bn_net
+from freetickets_nb.models import tiny_bn_net
+from freetickets_nb.pools import INTERPOLATION_ALPHAS, SoupEvaluator
 from bench._timing import bench_parser, alternate, compare, fmt_row, result, sync_fn, write_result
 
 

@@ -15,9 +15,9 @@ from torch import Tensor
 from .core import ConfigError, make_generator
 from .data import DataBundle, DeviceLoader
 from .masks import MASK_POLICIES, RANKINGS, apply_mask_policy, mask_count, maskable_weights
-from .pools import (interpolate, average, param_keys, stack_states, stacked_forward, stacked_recalibrate_bn,
-                                  fixed_batches)
-from .metrics import accuracy, nll, ece
+from .stack import fixed_batches, logit_scores, stack_states, stacked_forward, stacked_recalibrate_bn
+from .pools import interpolate, average, param_keys
+from .metrics import accuracy, ece
 from .diversity import disagreement_matrix
 from .plots import new_fig
 
@@ -107,9 +107,9 @@ def stack_scores(logits:Tensor, # [P, N, C] logits of P networks
                  prefix:str='', # column prefix, e.g. 'test_'
                 )->pd.DataFrame:
     "One row per network: `loss` (NLL), `acc`, `err`, `ece`, and `dis_<name>` for each reference"
-    lp = logits.double().log_softmax(-1)
-    rows = [dict(loss=nll(l, labels, log=True), acc=accuracy(l, labels), ece=ece(l.exp(), labels)) for l in lp]
-    df = pd.DataFrame(rows).assign(err=lambda d: 1 - d.acc)[['loss', 'acc', 'err', 'ece']]
+    sc, lp = logit_scores(logits, labels), logits.double().log_softmax(-1)
+    df = pd.DataFrame(dict(loss=sc['loss'].tolist(), acc=sc['acc'].tolist(), ece=[ece(l.exp(), labels) for l in lp]))
+    df = df.assign(err=lambda d: 1 - d.acc)[['loss', 'acc', 'err', 'ece']]
     if refs:
         d = disagreement_matrix(torch.cat([logits, torch.stack([torch.as_tensor(r).to(logits) for r in refs.values()])])).values
         for j, name in enumerate(refs): df[f'dis_{name}'] = d[:len(logits), len(logits) + j]

@@ -14,7 +14,7 @@ from .core import ConfigError, Registry
 # %% auto #0
 __all__ = ['models', 'VGG16_CFG', 'WRN_NAME', 'PRUNABLE_TYPES', 'init_weights', 'MLP', 'mlp', 'LeNet5', 'lenet5', 'BasicBlockA',
            'CifarResNet', 'resnet20', 'resnet18', 'WideBlock', 'WideResNet', 'wide_resnet', 'VGG', 'vgg16', 'resnet50',
-           'create_model', 'prunable_weights', 'count_params', 'model_summary']
+           'tiny_bn_net', 'create_model', 'prunable_weights', 'count_params', 'model_summary']
 
 # %% ../nbs/02_models.ipynb #5795fbfe
 models = Registry('model')
@@ -182,6 +182,13 @@ def resnet50(num_classes:int, in_channels:int, image_size:int)->nn.Module:
         m.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
         nn.init.kaiming_normal_(m.conv1.weight, mode='fan_out', nonlinearity='relu')
     return m
+
+# %% ../nbs/02_models.ipynb #7b1c0a02
+def tiny_bn_net(in_channels:int=1, num_classes:int=10, width:int=8, image_size:int=8)->nn.Module:
+    "A tiny conv–BN–linear–BN network for lessons and benchmarks on 8×8 digits"
+    return nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(width * (image_size // 2) ** 2, 32, bias=False),
+                         nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, num_classes))
 
 # %% ../nbs/02_models.ipynb #60e4b1c7
 WRN_NAME = re.compile(r'wrn-(\d+)-(\d+)')

@@ -10,7 +10,8 @@ import pandas as pd
 import torch
 from .plots import new_fig, heatmap, curves
 from .masks import mask_count
-from .pools import SoupEvaluator, average, interpolate, fixed_batches, stack_states, stacked_forward
+from .pools import SoupEvaluator, average, interpolate
+from .stack import fixed_batches, stack_states, stacked_forward
 from .diversity import disagreement_matrix
 
 # %% auto #0

@@ -4,31 +4,29 @@
 
 # %% ../nbs/09_pools.ipynb #2fe83d03
 from __future__ import annotations
-import copy, functools, inspect, itertools
+import copy, functools, inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 import pandas as pd
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from fastcore.basics import patch
-from torch.func import functional_call, vmap
-from .core import (Config, ConfigError, DataError, Registry, atomic_save, atomic_write, ensure_dir, get_device, make_generator, md_table, short_hash)
+from .core import (Config, ConfigError, Registry, atomic_save, atomic_write, ensure_dir, get_device, make_generator, md_table, short_hash)
 from .safety import load_json, raise_if_stopped, save_json
-from .masks import Masks, TIE_RULES, apply_masks, mask_count, apply_mask_policy
+from .masks import Masks, TIE_RULES, mask_count, apply_mask_policy
 from .data import get_dataset
+from .stack import (check_same_keys, fixed_batches, model_scores, recalibrate_bn, stack_states,
+                                  stacked_recalibrate_bn, unstack_state)
 from .train import TrainConfig, build_model, load_ticket
 from .lottery import IMPConfig, full_masks, imp_dir, level_dir, load_chain, run_imp
 
 # %% auto #0
 __all__ = ['INTERPOLATION_ALPHAS', 'AVERAGE_ALPHAS', 'ACCEPT_RULES', 'EMA_CONVENTIONS', 'pool_methods', 'candidate_order',
-           'param_keys', 'interpolate', 'average', 'states_equal', 'bn_modules', 'fixed_batches', 'recalibrate_bn',
-           'tiny_bn_net', 'stack_states', 'unstack_state', 'stacked_forward', 'stacked_recalibrate_bn',
-           'stacked_metrics', 'model_metrics', 'SoupEvaluator', 'greedy_pool', 'PoolResult', 'lottery_pool',
-           'average_pool', 'running_pool', 'swa_pool', 'ema_pool', 'ticket_itself', 'PoolConfig', 'pool_kwargs',
-           'pool_evaluator', 'pool_levels', 'level_summary', 'LotteryPoolsResult', 'levels_table', 'pool_ticket',
-           'run_lottery_pools']
+           'param_keys', 'interpolate', 'average', 'states_equal', 'SoupEvaluator', 'greedy_pool', 'PoolResult',
+           'lottery_pool', 'average_pool', 'running_pool', 'swa_pool', 'ema_pool', 'ticket_itself', 'PoolConfig',
+           'pool_kwargs', 'pool_evaluator', 'pool_levels', 'level_summary', 'LotteryPoolsResult', 'levels_table',
+           'pool_ticket', 'run_lottery_pools']
 
 # %% ../nbs/09_pools.ipynb #60a3852a
 INTERPOLATION_ALPHAS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -52,14 +50,9 @@ def param_keys(model:nn.Module)->list:
 
 def _mixed(k, v, keys): return v.is_floating_point() and (keys is None or k in keys)
 
-def _check_same_keys(sds):
-    ks = set(sds[0])
-    for sd in sds[1:]:
-        if set(sd) != ks: raise ConfigError(f"state dicts differ in keys {sorted(ks ^ set(sd))[:4]}: interpolate tickets of one architecture")
-
 def interpolate(sd_a:dict, sd_b:dict, alpha:float, keys:Iterable|None=None)->dict:
     "(1−α)·`sd_a` + α·`sd_b` for the floating-point entries in `keys` (all if None); other entries copied from `sd_a`"
-    _check_same_keys([sd_a, sd_b])
+    check_same_keys([sd_a, sd_b])
     keys = None if keys is None else set(keys)
     return {k: torch.lerp(a, sd_b[k].to(a), alpha) if _mixed(k, a, keys) else a.clone() for k, a in sd_a.items()}
 
@@ -67,7 +60,7 @@ def interpolate(sd_a:dict, sd_b:dict, alpha:float, keys:Iterable|None=None)->dic
 def average(sds:list, weights:Iterable|None=None, keys:Iterable|None=None)->dict:
     "Weighted mean Σ wᵢ·θᵢ / Σ wᵢ of the floating-point entries in `keys` (uniform weights by default); other entries from `sds[0]`"
     if not sds: raise ConfigError("average needs at least one state dict")
-    _check_same_keys(sds)
+    check_same_keys(sds)
     w = torch.ones(len(sds), dtype=torch.float64) if weights is None else torch.as_tensor(list(weights), dtype=torch.float64)
     if len(w) != len(sds) or w.sum() <= 0: raise ConfigError(f"need {len(sds)} weights with a positive sum, got {w.tolist()}")
     w, keys = (w / w.sum()).tolist(), None if keys is None else set(keys)
@@ -78,111 +71,6 @@ def states_equal(a:dict|None, b:dict|None)->bool:
     "True when `a` and `b` have the same keys and bit-identical tensors (or are both None)"
     if a is None or b is None: return a is b
     return set(a) == set(b) and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k].to(a[k].device)) for k in a)
-
-# %% ../nbs/09_pools.ipynb #014353be
-def bn_modules(model:nn.Module)->list:
-    "BatchNorm layers of `model` that track running statistics"
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-
-def _x(batch): return batch[0] if isinstance(batch, (list, tuple)) else batch
-
-def fixed_batches(loader:Iterable, num_batches:int|None=None, device=None)->list:
-    "The first `num_batches` batches of `loader` (all if None) as a list, moved to `device`"
-    mv = (lambda t: t.to(device)) if device is not None else (lambda t: t)
-    return [tuple(mv(t) for t in b) if isinstance(b, (list, tuple)) else mv(b) for b in itertools.islice(loader, num_batches)]
-
-def _bn_batches(loader:Iterable, num_batches:int|None=None):
-    "The first `num_batches` batches of `loader` as an iterator; `DataError` before anything is reset when there are none"
-    it = iter(itertools.islice(loader, num_batches))
-    first = next(it, None)
-    if first is None: raise DataError("BN recalibration got no batches: pass a non-empty loader (or num_batches >= 1)")
-    return itertools.chain([first], it)
-
-def _run_bn_pass(bns, batches, forward):
-    "Reset-free cumulative BN pass: momentum 1/j on the j-th batch; returns the number of batches"
-    moms, j = [m.momentum for m in bns], 0
-    try:
-        for j, b in enumerate(batches, 1):
-            for m in bns: m.momentum = 1 / j
-            forward(_x(b))
-    finally:
-        for m, mo in zip(bns, moms): m.momentum = mo
-    return j
-
-def recalibrate_bn(model:nn.Module, loader:Iterable, num_batches:int|None=None)->nn.Module:
-    "Reset the BN running statistics of `model` and recompute them over `num_batches` batches of `loader` (all if None)"
-    bns = bn_modules(model)
-    if not bns: return model
-    batches = _bn_batches(loader, num_batches)
-    for m in bns: m.reset_running_stats()
-    dev, was_training = next(model.parameters()).device, model.training
-    model.train()
-    with torch.no_grad(): _run_bn_pass(bns, batches, lambda x: model(x.to(dev)))
-    model.train(was_training)
-    return model
-
-# %% ../nbs/09_pools.ipynb #85432f12
-def tiny_bn_net(in_channels:int=1, num_classes:int=10, width:int=8, image_size:int=8)->nn.Module:
-    "A tiny conv–BN–linear–BN network for lessons and benchmarks on 8×8 digits"
-    return nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(width * (image_size // 2) ** 2, 32, bias=False),
-                         nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, num_classes))
-
-# %% ../nbs/09_pools.ipynb #cad2b263
-def stack_states(sds:list)->dict:
-    "Stack state dicts of one architecture along a new leading dimension: `{k: [A, ...]}`"
-    _check_same_keys(sds)
-    return {k: torch.stack([sd[k] for sd in sds]) for k in sds[0]}
-
-def unstack_state(stacked:dict, i:int)->dict:
-    "The `i`-th state dict of a stack (cloned)"
-    return {k: v[i].clone() for k, v in stacked.items()}
-
-def stacked_forward(model:nn.Module, stacked:dict, x:torch.Tensor)->torch.Tensor:
-    "Outputs `[A, B, ...]` of the A stacked networks on one input batch `x: [B, ...]` (`functional_call` under `vmap`)"
-    return vmap(lambda sd, x: functional_call(model, sd, (x,)), in_dims=(0, None), randomness='same')(stacked, x)
-
-def stacked_recalibrate_bn(model:nn.Module, stacked:dict, batches:Iterable)->dict:
-    "Reset and recompute, in place, the BN statistics of every network of `stacked` over `batches`"
-    bns = bn_modules(model)
-    if not bns: return stacked
-    batches, names = _bn_batches(batches), {id(m): n for n, m in model.named_modules()}
-    for m in bns:
-        p = names[id(m)] + '.'
-        stacked[p + 'running_mean'].zero_(); stacked[p + 'running_var'].fill_(1); stacked[p + 'num_batches_tracked'].zero_()
-    dev, was_training = next(iter(stacked.values())).device, model.training
-    model.train()
-    with torch.no_grad(): _run_bn_pass(bns, batches, lambda x: stacked_forward(model, stacked, x.to(dev)))
-    model.train(was_training)
-    return stacked
-
-def stacked_metrics(model:nn.Module, stacked:dict, batches:Iterable)->dict:
-    "Top-1 accuracy and mean cross-entropy (`acc`, `loss`, each `[A]`) of every stacked network on `(x, y)` batches, in eval mode"
-    was_training, correct, nll, n = model.training, 0, 0, 0
-    dev = next(iter(stacked.values())).device
-    model.eval()
-    with torch.no_grad():
-        for x, y in batches:
-            logits, y = stacked_forward(model, stacked, x.to(dev)), y.to(dev)
-            correct = correct + (logits.argmax(-1) == y).sum(1)
-            nll = nll + F.cross_entropy(logits.transpose(1, 2).float(), y[None].expand(len(logits), -1), reduction='none').sum(1)
-            n += len(y)
-    model.train(was_training)
-    return dict(acc=correct.double() / n, loss=nll.double() / n)
-
-def model_metrics(model:nn.Module, batches:Iterable)->dict:
-    "Top-1 accuracy and mean cross-entropy of one model on `(x, y)` batches, in eval mode (no `vmap`)"
-    was_training, correct, nll, n = model.training, 0, 0., 0
-    dev = next(model.parameters()).device
-    model.eval()
-    with torch.no_grad():
-        for x, y in batches:
-            logits, y = model(x.to(dev)), y.to(dev)
-            correct += (logits.argmax(-1) == y).sum().item()
-            nll += F.cross_entropy(logits.float(), y, reduction='sum').item()
-            n += len(y)
-    model.train(was_training)
-    return dict(acc=correct / n, loss=nll / n)
 
 # %% ../nbs/09_pools.ipynb #6dff9161
 class SoupEvaluator:
@@ -212,7 +100,7 @@ def _load(self:SoupEvaluator, state:dict):
 @patch
 def metrics(self:SoupEvaluator, state:dict, batches:Iterable|None=None)->dict:
     "Accuracy and loss of `state` (with its own BN statistics) on `batches` (default: the validation batches)"
-    return model_metrics(self._load(state), self.val if batches is None else batches)
+    return model_scores(self._load(state), self.val if batches is None else batches)
 
 @patch
 def score(self:SoupEvaluator, state:dict, batches:Iterable|None=None)->float:
@@ -235,7 +123,7 @@ def prune(self:SoupEvaluator, state:dict, k:int|None, names:list|None, batched:b
 @patch
 def _run_stack(self:SoupEvaluator, stacked:dict, batches, recal:bool)->dict:
     if recal: stacked_recalibrate_bn(self.model, stacked, self.bn_data)
-    return stacked_metrics(self.model, stacked, self.val if batches is None else batches)
+    return model_scores(self.model, self.val if batches is None else batches, stacked)
 
 @patch
 def _run_one(self:SoupEvaluator, state:dict, k, names, batches, recal:bool)->tuple:
