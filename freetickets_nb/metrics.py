@@ -17,7 +17,7 @@ from fastcore.basics import patch
 import matplotlib.pyplot as plt
 from .core import ConfigError, DataError, CheckpointError, atomic_save, load_saved, get_device, make_generator
 from .data import TensorSplit, DataBundle, DeviceLoader, get_dataset, datasets
-from .pools import stack_states, stacked_forward
+from .stack import stack_states, stacked_forward
 from .plots import new_fig
 
 # %% auto #0
@@ -219,10 +219,12 @@ def plot_reliability(probs:Tensor|dict, # [N, C] probabilities, or a dict name â
 # %% ../nbs/10_metrics.ipynb #1910912b
 def evaluate_probs(probs:Tensor, labels:Tensor, # [N, C], [N]
                    n_bins:int=15, variant:str='standard', # ECE binning
-                   eps:float=1e-12, # NLL clamp
+                   eps:float=1e-12, # NLL clamp, used only without `log_probs`
+                   log_probs:Tensor|None=None, # [N, C] log-probabilities: the NLL comes from them, exactly
                   )->dict:
     "`acc`, `nll`, `ece` and `brier` of one probability table"
-    return dict(acc=accuracy(probs, labels), nll=nll(probs, labels, eps), ece=ece(probs, labels, n_bins, variant), brier=brier(probs, labels))
+    nl = nll(log_probs, labels, log=True) if log_probs is not None else nll(probs, labels, eps)
+    return dict(acc=accuracy(probs, labels), nll=nl, ece=ece(probs, labels, n_bins, variant), brier=brier(probs, labels))
 
 def member_summary(preds:Predictions, # member predictions (or member probabilities [M, N, C] with `labels`)
                    labels:Tensor|None=None, # [N], only with a probability tensor
@@ -233,10 +235,10 @@ def member_summary(preds:Predictions, # member predictions (or member probabilit
     if not isinstance(preds, Predictions):
         p = torch.as_tensor(preds).double()
         preds = Predictions(p.clamp_min(1e-300).log(), labels)
-    y = preds.labels
-    ens = evaluate_probs(preds.ensemble, y, n_bins, variant)
-    ens['nll'] = nll(preds.ensemble_log, y, log=True)
-    mem = pd.DataFrame([evaluate_probs(p, y, n_bins, variant) for p in preds.logits.double().softmax(-1)])
+    y, lg = preds.labels, preds.logits.double()
+    ens = evaluate_probs(preds.ensemble, y, n_bins, variant, log_probs=preds.ensemble_log)
+    mem = pd.DataFrame([evaluate_probs(p, y, n_bins, variant, log_probs=lp)
+                        for p, lp in zip(lg.softmax(-1), lg.log_softmax(-1))])
     df = pd.DataFrame(dict(ensemble=pd.Series(ens), member_mean=mem.mean(), member_std=mem.std(ddof=ddof)))
     df.index.name = 'metric'
     df.attrs.update(members=preds.members, n=len(preds), n_bins=n_bins, variant=variant, ddof=ddof)
