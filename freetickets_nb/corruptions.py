@@ -33,45 +33,55 @@ SEVERITIES = {
     'impulse_noise': (.01, .02, .03, .05, .07), # salt-and-pepper amount
     'speckle_noise': (.06, .10, .12, .16, .20), # σ of multiplicative noise x + x·N(0, σ²)
     'gaussian_blur': (.4, .6, .7, .8, 1.), # σ (pixels)
-    'defocus_blur': ((.3, .4), (.4, .5), (.5, .6), (1, .2), (1.5, .1)), # (disk radius, anti-alias σ)
-    'zoom_blur': tuple(tuple(np.arange(1, e, .01).tolist()) for e in (1.06, 1.11, 1.16, 1.21, 1.26)), # zoom factors averaged
+    'defocus_blur': ((.3, .4), (.4, .5), (.5, .6), (1, .2),
+                     (1.5, .1)), # (disk radius, anti-alias σ)
+    'zoom_blur': tuple(tuple(np.arange(1, e, .01).tolist())
+                       for e in (1.06, 1.11, 1.16, 1.21, 1.26)), # zoom factors averaged
     'contrast': (.75, .5, .4, .3, .15), # factor towards the per-channel mean
     'brightness': (.05, .10, .15, .20, .30), # added to V in HSV
-    'saturate': ((.3, 0), (.1, 0), (1.5, 0), (2, .1), (2.5, .2)), # S ← S·a + b in HSV (3 channels only)
+    'saturate': ((.3, 0), (.1, 0), (1.5, 0), (2, .1),
+                 (2.5, .2)), # S ← S·a + b in HSV (3 channels only)
     'jpeg_compression': (80, 65, 58, 50, 40), # JPEG quality
     'pixelate': (.95, .90, .85, .75, .65), # box down-sampling factor
 }
-BENCHMARK15 = ('gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 'glass_blur', 'motion_blur', 'zoom_blur',
-               'snow', 'frost', 'fog', 'brightness', 'contrast', 'elastic_transform', 'pixelate', 'jpeg_compression')
+BENCHMARK15 = ('gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 'glass_blur',
+               'motion_blur', 'zoom_blur',
+               'snow', 'frost', 'fog', 'brightness', 'contrast', 'elastic_transform', 'pixelate',
+               'jpeg_compression')
 EXTRA4 = ('speckle_noise', 'gaussian_blur', 'spatter', 'saturate')
 ALL19 = BENCHMARK15 + EXTRA4
 corruptions = Registry('corruption')
 
 # %% ../nbs/11_corruptions.ipynb #ecedf23d
 def _param(name:str, severity:int):
-    if name not in SEVERITIES: raise ConfigError(f"unknown corruption {name!r}: generated corruptions are {', '.join(SEVERITIES)}")
-    if severity not in range(6): raise ConfigError(f"severity must be 0 (clean) to 5, got {severity!r}")
+    if name not in SEVERITIES: raise ConfigError(f"unknown corruption {name!r}: generated "
+                                                 f"corruptions are {', '.join(SEVERITIES)}")
+    if severity not in range(6): raise ConfigError("severity must be 0 (clean) to 5, got "
+                                                   f"{severity!r}")
     return SEVERITIES[name][severity - 1]
 
 def corrupt(x:Tensor, # [B, C, H, W] float images in [0, 1], C = 1 or 3
             name:str, # a corruption of `SEVERITIES`
             severity:int, # 0 (identity) to 5
-            generator:torch.Generator|None=None, # source of the random draws (default: seeded with 0)
+            generator:torch.Generator|None=None, # source of the random draws (default: seed 0)
            )->Tensor:
     "The corrupted images, float64 in [0, 1] on 8-bit levels (severity 0 returns `x` unchanged)"
     c = _param(name, severity)
     if severity == 0: return x
-    if x.ndim != 4 or x.shape[1] not in (1, 3): raise ConfigError(f"images must be [B, C, H, W] with C = 1 or 3, got shape {tuple(x.shape)}")
+    if x.ndim != 4 or x.shape[1] not in (1, 3): raise ConfigError(
+        f"images must be [B, C, H, W] with C = 1 or 3, got shape {tuple(x.shape)}")
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     y = corruptions[name](x.double().cpu(), c, g)
     return y if name in ('jpeg_compression', 'pixelate') else (y.clamp(0, 1) * 255).floor() / 255
 
 # %% ../nbs/11_corruptions.ipynb #ddcdc0be
 @corruptions.register('gaussian_noise')
-def gaussian_noise(x:Tensor, c:float, g:torch.Generator)->Tensor: return x + c * torch.randn(x.shape, generator=g, dtype=x.dtype)
+def gaussian_noise(x:Tensor, c:float, g:torch.Generator)->Tensor:
+    return x + c * torch.randn(x.shape, generator=g, dtype=x.dtype)
 
 @corruptions.register('shot_noise')
-def shot_noise(x:Tensor, c:float, g:torch.Generator)->Tensor: return torch.poisson(x * c, generator=g) / c
+def shot_noise(x:Tensor, c:float, g:torch.Generator)->Tensor:
+    return torch.poisson(x * c, generator=g) / c
 
 @corruptions.register('impulse_noise')
 def impulse_noise(x:Tensor, c:float, g:torch.Generator)->Tensor:
@@ -79,7 +89,8 @@ def impulse_noise(x:Tensor, c:float, g:torch.Generator)->Tensor:
     return torch.where(hit, salt.to(x.dtype), x)
 
 @corruptions.register('speckle_noise')
-def speckle_noise(x:Tensor, c:float, g:torch.Generator)->Tensor: return x + x * c * torch.randn(x.shape, generator=g, dtype=x.dtype)
+def speckle_noise(x:Tensor, c:float, g:torch.Generator)->Tensor:
+    return x + x * c * torch.randn(x.shape, generator=g, dtype=x.dtype)
 
 # %% ../nbs/11_corruptions.ipynb #f535e1d7
 def _filter(x:Tensor, k:Tensor, mode:str)->Tensor:
@@ -102,11 +113,13 @@ def gaussian_blur(x:Tensor, c:float, g=None)->Tensor:
 
 # %% ../nbs/11_corruptions.ipynb #fdc2b679
 def disk_kernel(radius:float, alias_blur:float)->Tensor:
-    "Hendrycks' defocus kernel: a normalised disk on a 17 × 17 grid, smoothed by a 3 × 3 Gaussian, cropped to its support"
+    "Hendrycks' defocus kernel: a normalised disk on a 17 × 17 grid, Gaussian-smoothed, cropped"
     L = torch.arange(-8, 9, dtype=torch.float64)
     d = ((L[None] ** 2 + L[:, None] ** 2) <= radius ** 2).double()
     g3 = gaussian_kernel1d(alias_blur, 1)
-    k = F.conv2d(F.pad((d / d.sum())[None, None], (1, 1, 1, 1)), (g3[:, None] * g3[None])[None, None])[0, 0]
+    k = (
+        F.conv2d(F.pad((d / d.sum())[None, None], (1, 1, 1, 1)),
+                 (g3[:, None] * g3[None])[None, None])[0, 0])
     rows, cols = k.abs().sum(1).nonzero()[:, 0], k.abs().sum(0).nonzero()[:, 0]
     r = int(max(8 - rows.min(), rows.max() - 8, 8 - cols.min(), cols.max() - 8))
     return k[8 - r:9 + r, 8 - r:9 + r]
@@ -116,18 +129,20 @@ def defocus_blur(x:Tensor, c:tuple, g=None)->Tensor: return _filter(x, disk_kern
 
 # %% ../nbs/11_corruptions.ipynb #ddf827c0
 def clipped_zoom(x:Tensor, z:float)->Tensor:
-    "Centre crop of `x: [B, C, H, H]` zoomed by `z` back to H × H (bilinear, corners aligned like `scipy.ndimage.zoom`)"
+    "Centre crop of `x: [B, C, H, H]` zoomed by `z` to H × H (bilinear, as `scipy.ndimage.zoom`)"
     h = x.shape[-1]
     ch = int(np.ceil(h / z))
     top = (h - ch) // 2
     out = int(round(ch * z))
-    y = F.interpolate(x[..., top:top + ch, top:top + ch], size=(out, out), mode='bilinear', align_corners=True)
+    y = F.interpolate(x[..., top:top + ch, top:top + ch], size=(out, out), mode='bilinear',
+                      align_corners=True)
     t = (out - h) // 2
     return y[..., t:t + h, t:t + h]
 
 @corruptions.register('zoom_blur')
 def zoom_blur(x:Tensor, c:tuple, g=None)->Tensor:
-    if x.shape[-1] != x.shape[-2]: raise ConfigError(f"zoom_blur needs square images, got {tuple(x.shape[-2:])}")
+    if x.shape[-1] != x.shape[-2]: raise ConfigError("zoom_blur needs square images, got "
+                                                     f"{tuple(x.shape[-2:])}")
     return (x + sum(clipped_zoom(x, z) for z in c)) / (len(c) + 1)
 
 # %% ../nbs/11_corruptions.ipynb #a8b033e2
@@ -149,7 +164,9 @@ def hsv_to_rgb(x:Tensor)->Tensor:
     hi = torch.floor(h * 6)
     f = h * 6 - hi
     p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    table = torch.stack([torch.stack(c, 1) for c in [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]])
+    table = torch.stack([torch.stack(c, 1)
+                         for c in [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v),
+                                   (v, p, q)]])
     return table.gather(0, (hi.long() % 6)[None, :, None].expand(1, -1, 3, -1, -1))[0]
 
 # %% ../nbs/11_corruptions.ipynb #79bef9f6
@@ -170,8 +187,11 @@ def brightness(x:Tensor, c:float, g=None)->Tensor:
 
 @corruptions.register('saturate')
 def saturate(x:Tensor, c:tuple, g=None)->Tensor:
-    if x.shape[1] != 3: raise ConfigError("saturate needs 3-channel (RGB) images: grey images have no saturation")
-    return _hsv_map(x, lambda hsv: torch.cat([hsv[:, :1], (hsv[:, 1:2] * c[0] + c[1]).clamp(0, 1), hsv[:, 2:]], 1))
+    if x.shape[1] != 3: raise ConfigError("saturate needs 3-channel (RGB) images: grey images have "
+                                          "no saturation")
+    return _hsv_map(x,
+                    lambda hsv: torch.cat([hsv[:, :1], (hsv[:, 1:2] * c[0] + c[1]).clamp(0, 1),
+                                           hsv[:, 2:]], 1))
 
 # %% ../nbs/11_corruptions.ipynb #53c44ccf
 def _to_u8(x:Tensor)->Tensor: return (x * 255).round().clamp(0, 255).to(torch.uint8)
@@ -195,7 +215,7 @@ def box_resize_matrix(n_in:int, n_out:int)->Tensor:
     return A / A.sum(1, keepdim=True)
 
 def box_resize(x:Tensor, size:int)->Tensor:
-    "PIL-style BOX resize of `[B, C, H, W]` images in [0, 1] to `size` × `size`, on 8-bit levels after each pass"
+    "PIL-style BOX resize of `[B, C, H, W]` images in [0, 1] to `size` × `size` (8-bit levels)"
     q = lambda t: (t + .5).floor().clamp(0, 255)
     x = q((x * 255).round() @ box_resize_matrix(x.shape[-1], size).T.to(x))
     return q(box_resize_matrix(x.shape[-2], size).to(x) @ x) / 255
@@ -203,7 +223,8 @@ def box_resize(x:Tensor, size:int)->Tensor:
 @corruptions.register('pixelate')
 def pixelate(x:Tensor, c:float, g=None)->Tensor:
     s = x.shape[-1]
-    if s != x.shape[-2]: raise ConfigError(f"pixelate needs square images, got {tuple(x.shape[-2:])}")
+    if s != x.shape[-2]: raise ConfigError("pixelate needs square images, got "
+                                           f"{tuple(x.shape[-2:])}")
     return box_resize(box_resize(x, int(s * c)), s)
 
 # %% ../nbs/11_corruptions.ipynb #ebb38733
@@ -215,8 +236,9 @@ def corrupt_split(split:TensorSplit, # uint8 images [N, C, H, W] and labels
     _param(name, severity)
     if severity == 0: return split
     g = make_generator(seed, 'corruption', name, severity)
-    xs = [(corrupt(split.x[i:i + batch_size].cpu().double() / 255, name, severity, g) * 255).round().to(torch.uint8)
+    xs = [corrupt(split.x[i:i + batch_size].cpu().double() / 255, name, severity, g)
           for i in range(0, len(split), batch_size)]
+    xs = [(x * 255).round().to(torch.uint8) for x in xs]
     return TensorSplit(torch.cat(xs).to(split.x.device), split.y)
 
 # %% ../nbs/11_corruptions.ipynb #3dc12d3a
@@ -227,43 +249,54 @@ def load_cifar_c(root, # folder holding `<corruption>.npy` and `labels.npy`
                  severity:int, # 1 to 5
                  n:int|None=None, # only the first n images of the severity
                 )->TensorSplit:
-    "One severity of a released CIFAR-C corruption file as a uint8 `TensorSplit` `[N, 3, 32, 32]` with int64 labels"
+    "One severity of a released CIFAR-C file: a uint8 `TensorSplit` `[N, 3, 32, 32]`, int64 labels"
     name, root = C_NAME_MAP.get(name, name), Path(root)
-    if severity not in range(1, 6): raise ConfigError(f"released files hold severities 1 to 5, got {severity!r}")
+    if severity not in range(1, 6): raise ConfigError("released files hold severities 1 to 5, got "
+                                                      f"{severity!r}")
     f, fl = root/f'{name}.npy', root/'labels.npy'
-    if not f.exists() or not fl.exists(): raise DataError(f"{f.name} or labels.npy not found in {root}: download CIFAR-10-C (Zenodo 2535967) or CIFAR-100-C (Zenodo 3555552) and pass its folder")
+    if not f.exists() or not fl.exists(): raise DataError(
+        f"{f.name} or labels.npy not found in {root}: download CIFAR-10-C (Zenodo 2535967) or "
+        "CIFAR-100-C (Zenodo 3555552) and pass its folder")
     x, y = np.load(f, mmap_mode='r'), np.load(fl, mmap_mode='r')
     if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != np.uint8 or len(x) % 5 or len(y) != len(x):
-        raise DataError(f"{f.name} is not a CIFAR-C file (uint8 [5·N, H, W, 3] with matching labels), got {x.dtype} {x.shape}")
+        raise DataError(f"{f.name} is not a CIFAR-C file (uint8 [5·N, H, W, 3] with matching "
+                        f"labels), got {x.dtype} {x.shape}")
     k = len(x) // 5
     rows = slice((severity - 1) * k, (severity - 1) * k + (min(n, k) if n else k))
-    return TensorSplit(torch.from_numpy(np.ascontiguousarray(x[rows].transpose(0, 3, 1, 2))), torch.from_numpy(y[rows].astype(np.int64)))
+    return TensorSplit(torch.from_numpy(np.ascontiguousarray(x[rows].transpose(0, 3, 1, 2))),
+                       torch.from_numpy(y[rows].astype(np.int64)))
 
 def released_corruptions(root)->list:
     "Corruption names of `ALL19` whose `.npy` files are in `root` (benchmark order)"
     return [c for c in ALL19 if (Path(root)/f'{c}.npy').exists()]
 
 # %% ../nbs/11_corruptions.ipynb #eaa463a8
-def write_fake_cifar_c(root, names:Sequence=('gaussian_noise', 'contrast'), # corruption files to write
+def write_fake_cifar_c(root,
+                       names:Sequence=('gaussian_noise', 'contrast'), # corruption files to write
                        n:int=4, # images per severity
                        size:int=32, seed:int=0)->Path:
-    "Write tiny CIFAR-C files in the released format (uint8 HWC, 5 severities stacked, uint8 labels) for tests"
+    "Tiny CIFAR-C files in the released format (uint8 HWC, 5 severities stacked, uint8 labels)"
     root = Path(root); root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    for c in names: np.save(root/f'{c}.npy', rng.integers(0, 256, (5 * n, size, size, 3), dtype=np.uint8))
+    for c in names:
+        np.save(root/f'{c}.npy', rng.integers(0, 256, (5 * n, size, size, 3), dtype=np.uint8))
     np.save(root/'labels.npy', np.tile(rng.integers(0, 10, n), 5).astype(np.uint8))
     return root
 
 # %% ../nbs/11_corruptions.ipynb #128479dd
-def corruption_table(cells:Iterable, # ((corruption, severity), Predictions or (probs [N, C], labels [N])) pairs, or a dict of them
+def corruption_table(
+    cells:Iterable, # ((corruption, severity), Predictions or (probs, labels)) pairs, or a dict
                      n_bins:int=15, variant:str='standard', # ECE binning (see `metrics.ece`)
                     )->pd.DataFrame:
-    "One row per cell: `corruption, severity, n, acc, nll, ece`; `attrs['pooled']` holds the pooled metrics"
+    "One row per cell: `corruption, severity, n, acc, nll, ece`; `attrs['pooled']`: pooled metrics"
     rows, tot = [], None
     for (c, s), p in (cells.items() if isinstance(cells, dict) else cells):
-        probs, y = (p.ensemble, p.labels) if isinstance(p, Predictions) else (torch.as_tensor(p[0]).double(), torch.as_tensor(p[1]))
+        probs, y = (p.ensemble, p.labels) if isinstance(p, Predictions) else (
+            torch.as_tensor(p[0]).double(), torch.as_tensor(p[1]))
         nl = nll(p.ensemble_log, y, log=True) if isinstance(p, Predictions) else nll(probs, y)
-        rows.append(dict(corruption=c, severity=s, n=len(y), acc=accuracy(probs, y), nll=nl, ece=ece(probs, y, n_bins, variant)))
+        rows.append(
+            dict(corruption=c, severity=s, n=len(y), acc=accuracy(probs, y), nll=nl,
+                 ece=ece(probs, y, n_bins, variant)))
         if s == 0: continue
         st = torch.stack(calibration_bins(probs, y, n_bins, variant)[2:]).cpu()
         tot = st if tot is None else tot + st
@@ -272,42 +305,53 @@ def corruption_table(cells:Iterable, # ((corruption, severity), Predictions or (
     if tot is not None:
         c = df[df.severity > 0]
         w = c.n / c.n.sum()
-        df.attrs['pooled'] = dict(acc=float((c.acc * w).sum()), nll=float((c.nll * w).sum()), ece=((tot[1] - tot[2]).abs().sum() / tot[0].sum()).item())
+        df.attrs['pooled'] = dict(acc=float((c.acc * w).sum()), nll=float((c.nll * w).sum()),
+                                  ece=((tot[1] - tot[2]).abs().sum() / tot[0].sum()).item())
     return df
 
 def corruption_summary(table:pd.DataFrame, # from `corruption_table` / `corruption_eval`
                        pooled:bool=False, # FreeTickets: metrics over all cells' predictions at once
                       )->pd.Series:
-    "cA, cNLL and cECE over the corrupted cells (severity > 0): their mean (default) or the pooled metrics"
+    "cA, cNLL and cECE over the corrupted cells (severity > 0): mean (default) or pooled metrics"
     t = table[table.severity > 0]
-    if pooled and 'pooled' not in table.attrs: raise ConfigError("the table has no pooled metrics: build it with corruption_table or corruption_eval (severity > 0 cells)")
+    if pooled and 'pooled' not in table.attrs: raise ConfigError(
+        "the table has no pooled metrics: build it with corruption_table or corruption_eval "
+        "(severity > 0 cells)")
     m = table.attrs['pooled'] if pooled else t[['acc', 'nll', 'ece']].mean()
-    return pd.Series(dict(cA=m['acc'], cNLL=m['nll'], cECE=m['ece'], cells=len(t)), name='pooled' if pooled else 'cell mean')
+    return pd.Series(dict(cA=m['acc'], cNLL=m['nll'], cECE=m['ece'], cells=len(t)),
+                     name='pooled' if pooled else 'cell mean')
 
 # %% ../nbs/11_corruptions.ipynb #5d9ba0e1
 def corruption_eval(model_or_members, # one model or a list of members
-                    bundle:DataBundle, # the clean dataset (normalisation; test split for generated cells)
-                    corruptions:Sequence|None=None, # names (default: all generated ones, or all released files in `root`)
+                    bundle:DataBundle, # the clean dataset (normalisation, test split)
+                    corruptions:Sequence|None=None, # names (default: all generated or released)
                     severities:Sequence=(1, 2, 3, 4, 5), # 0 = clean
                     n:int|None=None, # first n test images per cell (default: all)
                     seed:int=0, # seed of the generated corruptions
                     root=None, # folder of released CIFAR-C `.npy` files (None: generate on the fly)
-                    n_bins:int=15, variant:str='standard', batch_size:int=256, device=None, vectorize:bool|None=None)->pd.DataFrame:
-    "Per-cell `corruption, severity, n, acc, nll, ece` of the ensemble on corrupted test sets (`attrs`: pooled metrics, source)"
-    names = list(corruptions) if corruptions is not None else (released_corruptions(root) if root else [c for c in SEVERITIES if bundle.in_channels == 3 or c != 'saturate'])
+                    n_bins:int=15, variant:str='standard', batch_size:int=256, device=None,
+                    vectorize:bool|None=None)->pd.DataFrame:
+    "Per-cell `corruption, severity, n, acc, nll, ece` of the ensemble on corrupted test sets"
+    if corruptions is not None: names = list(corruptions)
+    elif root: names = released_corruptions(root)
+    else: names = [c for c in SEVERITIES if bundle.in_channels == 3 or c != 'saturate']
     for c in names if root is None else []:
         for s in severities: _param(c, s)
     clean = bundle.test.take(n) if n else bundle.test
     def cell(c, s):
         if s == 0: return clean
         return load_cifar_c(root, c, s, n) if root is not None else corrupt_split(clean, c, s, seed)
-    kw = dict(batch_size=batch_size, device=device, vectorize=vectorize, mean=bundle.mean, std=bundle.std)
-    df = corruption_table((((c, s), predict(model_or_members, cell(c, s), **kw)) for c in names for s in severities), n_bins, variant)
+    kw = dict(batch_size=batch_size, device=device, vectorize=vectorize, mean=bundle.mean,
+              std=bundle.std)
+    df = (
+        corruption_table((((c, s), predict(model_or_members, cell(c, s), **kw)) for c in names
+                          for s in severities), n_bins, variant))
     df.attrs['source'] = 'released' if root is not None else 'CIFAR-10-C-style (generated)'
     return df
 
 # %% ../nbs/11_corruptions.ipynb #ece942d1
-def plot_corruption(table:pd.DataFrame, metrics:Sequence=('acc', 'nll', 'ece'), size:float=2.6)->plt.Figure:
+def plot_corruption(table:pd.DataFrame, metrics:Sequence=('acc', 'nll', 'ece'),
+                    size:float=2.6)->plt.Figure:
     "Per-severity curves: one thin line per corruption and the mean over corruptions (thick)"
     fig, axs = new_fig(size, size * .8, ncols=len(metrics))
     axs = np.ravel(axs)

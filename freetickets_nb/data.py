@@ -26,7 +26,9 @@ class TensorSplit:
     x:torch.Tensor
     y:torch.Tensor
     def __post_init__(self):
-        if len(self.x) != len(self.y): raise DataError(f"{len(self.x)} images but {len(self.y)} labels: the data files are inconsistent, re-download them")
+        if len(self.x) != len(self.y): raise DataError(f"{len(self.x)} images but {len(self.y)} "
+                                                       "labels: the data files are inconsistent, "
+                                                       "re-download them")
     def __len__(self): return len(self.y)
     def take(self, idx): 
         "The split restricted to the indices (or the first `idx` samples when an int)"
@@ -54,13 +56,15 @@ class DataBundle:
     @property
     def augments(self): return self.crop_padding > 0 or self.flip
     def __repr__(self):
-        return (f"DataBundle({self.name!r}: train={len(self.train)}, val={len(self.val)}, test={len(self.test)}, "
+        return (f"DataBundle({self.name!r}: train={len(self.train)}, val={len(self.val)}, "
+                f"test={len(self.test)}, "
                 f"classes={self.num_classes}, shape={tuple(self.train.x.shape[1:])})")
 
 # %% ../nbs/01_data.ipynb #8ad78636
 def split_train_val(x:torch.Tensor, y:torch.Tensor, val_fraction:float=0.1, seed:int=0):
-    "Split `(x, y)` into disjoint `TensorSplit`s `(train, val)`, `val` a seeded random `val_fraction` of the samples"
-    if not 0 <= val_fraction < 1: raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    "`(train, val)`: disjoint `TensorSplit`s of `(x, y)`, `val` a seeded `val_fraction` of them"
+    if not 0 <= val_fraction < 1: raise ConfigError("val_fraction must be in [0, 1), got "
+                                                    f"{val_fraction}")
     perm = torch.randperm(len(y), generator=make_generator(seed, 'val-split'))
     n_val = int(round(val_fraction * len(y)))
     tr, va = perm[n_val:].sort().values, perm[:n_val].sort().values
@@ -72,11 +76,14 @@ def read_idx(path)->np.ndarray:
     opener = gzip.open if str(path).endswith('.gz') else open
     try:
         with opener(path, 'rb') as f: data = f.read()
-    except (OSError, EOFError) as e: raise DataError(f"cannot read {Path(path).name} ({e}): the file is corrupt, delete it and fetch it again") from None
+    except (OSError, EOFError) as e:
+        raise DataError(f"cannot read {Path(path).name} ({e}): the file is corrupt, "
+                        "delete it and fetch it again") from None
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4*i: 8 + 4*i], 'big') for i in range(ndim))
     if data[2] != 8 or len(data) != 4 + 4*ndim + int(np.prod(shape)):
-        raise DataError(f"{Path(path).name} is not a valid uint8 idx file: delete it and fetch it again")
+        raise DataError(f"{Path(path).name} is not a valid uint8 idx file: delete it and fetch it "
+                        "again")
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4*ndim).reshape(shape)
 
 def write_idx(arr:np.ndarray, path):
@@ -93,7 +100,8 @@ def read_cifar_batches(paths)->tuple:
         try:
             with open(p, 'rb') as f: d = pickle.load(f, encoding='bytes')
         except (OSError, pickle.UnpicklingError, EOFError) as e:
-            raise DataError(f"cannot read CIFAR batch {Path(p).name} ({e}): delete the folder and download again") from None
+            raise DataError(f"cannot read CIFAR batch {Path(p).name} ({e}): delete the folder and "
+                            "download again") from None
         d = {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
         xs.append(np.asarray(d['data'], dtype=np.uint8).reshape(-1, 3, 32, 32))
         ys.append(np.asarray(d['labels'] if 'labels' in d else d['fine_labels']))
@@ -103,11 +111,14 @@ def read_svhn_mat(path)->tuple:
     "Images `[N, 3, 32, 32]` and labels (0–9) from an SVHN `.mat` file"
     from scipy.io import loadmat
     try: d = loadmat(path)
-    except Exception as e: raise DataError(f"cannot read {Path(path).name} ({e}): delete it and download again") from None
-    return np.ascontiguousarray(d['X'].transpose(3, 2, 0, 1)), d['y'].reshape(-1).astype(np.int64) % 10
+    except Exception as e: raise DataError(f"cannot read {Path(path).name} ({e}): delete it and "
+                                           "download again") from None
+    return (np.ascontiguousarray(d['X'].transpose(3, 2, 0, 1)),
+            d['y'].reshape(-1).astype(np.int64) % 10)
 
 # %% ../nbs/01_data.ipynb #79d5680a
-SYSTEM_DIRS = {'fashion-mnist': ['/usr/share/datasets/fashion-mnist'], 'mnist': ['/usr/share/datasets/mnist']}
+SYSTEM_DIRS = {'fashion-mnist': ['/usr/share/datasets/fashion-mnist'],
+               'mnist': ['/usr/share/datasets/mnist']}
 
 def data_roots(name:str, root=None)->list:
     "Folders searched for dataset `name`, in order"
@@ -115,15 +126,17 @@ def data_roots(name:str, root=None)->list:
     return [Path(r).expanduser() for r in roots if r] + [Path(p) for p in SYSTEM_DIRS.get(name, [])]
 
 def find_files(name:str, root, candidates:list, files:list, hint:str='')->Path:
-    "The first folder among `data_roots(name, root)` / `candidates` that holds all `files`, else `DataError`"
+    "The first of `data_roots(name, root)` / `candidates` that holds all `files`, else `DataError`"
     tried = []
     for r in data_roots(name, root):
         for sub in candidates:
             d = r/sub
             tried.append(str(d))
             if all((d/f).exists() for f in files): return d
-    ways = f"{hint}pass download=True (CLI: --download) where a network exists, or point root= / --data-root / $FREETICKETS_DATA at a folder holding {', '.join(files)}"
-    raise DataError(f"dataset {name!r} not found (looked in: {', '.join(tried) or 'no folders: no root given'}). To get it: {ways}")
+    ways = (f"{hint}pass download=True (CLI: --download) where a network exists, or point root= / "
+            f"--data-root / $FREETICKETS_DATA at a folder holding {', '.join(files)}")
+    raise DataError(f"dataset {name!r} not found (looked in: "
+                    f"{', '.join(tried) or 'no folders: no root given'}). To get it: {ways}")
 
 # %% ../nbs/01_data.ipynb #276bc83b
 datasets = Registry('dataset')
@@ -139,8 +152,10 @@ class DatasetInfo:
 
 def _torchvision_download(cls_name, root, **kw):
     import torchvision
-    if root is None: raise ConfigError("download=True needs a root folder: pass root= (CLI: --data-root)")
-    for k in kw.pop('splits'): getattr(torchvision.datasets, cls_name)(root, download=True, **{**kw, **k})
+    if root is None: raise ConfigError("download=True needs a root folder: pass root= (CLI: "
+                                       "--data-root)")
+    for k in kw.pop('splits'):
+        getattr(torchvision.datasets, cls_name)(root, download=True, **{**kw, **k})
 
 # %% ../nbs/01_data.ipynb #03421d56
 @datasets.register('digits')
@@ -155,7 +170,8 @@ def load_digits_dataset(root=None, download=False):
     return x[tr], y[tr], x[te], y[te], DatasetInfo(10, (0.3053,), (0.3760,))
 
 # %% ../nbs/01_data.ipynb #e467a4d2
-_IDX = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']
+_IDX = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz',
+        't10k-labels-idx1-ubyte.gz']
 
 def _load_idx_dataset(name, tv_name, root, download, info, hint=''):
     if download: _torchvision_download(tv_name, root, splits=[{'train': True}, {'train': False}])
@@ -166,13 +182,16 @@ def _load_idx_dataset(name, tv_name, root, download, info, hint=''):
 @datasets.register('fashion-mnist')
 def load_fashion_mnist(root=None, download=False):
     "Fashion-MNIST (28×28 grey, 10 classes) from idx files"
-    return _load_idx_dataset('fashion-mnist', 'FashionMNIST', root, download, DatasetInfo(10, (0.2860,), (0.3530,)),
-                             hint="install the Debian package (apt-get install dataset-fashion-mnist), or ")
+    return _load_idx_dataset('fashion-mnist', 'FashionMNIST', root, download,
+                             DatasetInfo(10, (0.2860,), (0.3530,)),
+                             hint="install the Debian package (apt-get install "
+                                  "dataset-fashion-mnist), or ")
 
 @datasets.register('mnist')
 def load_mnist(root=None, download=False):
     "MNIST (28×28 grey, 10 classes) from idx files"
-    return _load_idx_dataset('mnist', 'MNIST', root, download, DatasetInfo(10, (0.1307,), (0.3081,)))
+    return _load_idx_dataset('mnist', 'MNIST', root, download,
+                             DatasetInfo(10, (0.1307,), (0.3081,)))
 
 # %% ../nbs/01_data.ipynb #06729adf
 @datasets.register('cifar10')
@@ -181,9 +200,12 @@ def load_cifar10(root=None, download=False):
     if download: _torchvision_download('CIFAR10', root, splits=[{'train': True}])
     train = [f'data_batch_{i}' for i in range(1, 6)]
     d = find_files('cifar10', root, ['cifar-10-batches-py', '.'], train + ['test_batch'])
-    (tx, ty), (sx, sy) = read_cifar_batches([d/f for f in train]), read_cifar_batches([d/'test_batch'])
-    info = DatasetInfo(10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), crop_padding=4, flip=True)
-    return torch.from_numpy(tx), torch.from_numpy(ty).long(), torch.from_numpy(sx), torch.from_numpy(sy).long(), info
+    (tx, ty) = read_cifar_batches([d/f for f in train])
+    (sx, sy) = read_cifar_batches([d/'test_batch'])
+    info = DatasetInfo(10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), crop_padding=4,
+                       flip=True)
+    return (torch.from_numpy(tx), torch.from_numpy(ty).long(), torch.from_numpy(sx),
+            torch.from_numpy(sy).long(), info)
 
 @datasets.register('cifar100')
 def load_cifar100(root=None, download=False):
@@ -191,8 +213,10 @@ def load_cifar100(root=None, download=False):
     if download: _torchvision_download('CIFAR100', root, splits=[{'train': True}])
     d = find_files('cifar100', root, ['cifar-100-python', '.'], ['train', 'test'])
     (tx, ty), (sx, sy) = read_cifar_batches([d/'train']), read_cifar_batches([d/'test'])
-    info = DatasetInfo(100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), crop_padding=4, flip=True)
-    return torch.from_numpy(tx), torch.from_numpy(ty).long(), torch.from_numpy(sx), torch.from_numpy(sy).long(), info
+    info = DatasetInfo(100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), crop_padding=4,
+                       flip=True)
+    return (torch.from_numpy(tx), torch.from_numpy(ty).long(), torch.from_numpy(sx),
+            torch.from_numpy(sy).long(), info)
 
 @datasets.register('svhn')
 def load_svhn(root=None, download=False):
@@ -200,15 +224,19 @@ def load_svhn(root=None, download=False):
     if download: _torchvision_download('SVHN', root, splits=[{'split': 'train'}, {'split': 'test'}])
     d = find_files('svhn', root, ['.', 'svhn'], ['train_32x32.mat', 'test_32x32.mat'])
     (tx, ty), (sx, sy) = read_svhn_mat(d/'train_32x32.mat'), read_svhn_mat(d/'test_32x32.mat')
-    info = DatasetInfo(10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), crop_padding=4, flip=False)
-    return torch.from_numpy(tx), torch.from_numpy(ty), torch.from_numpy(sx), torch.from_numpy(sy), info
+    info = DatasetInfo(10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), crop_padding=4,
+                       flip=False)
+    return (torch.from_numpy(tx), torch.from_numpy(ty), torch.from_numpy(sx), torch.from_numpy(sy),
+            info)
 
 # %% ../nbs/01_data.ipynb #3a66ed34
-def get_dataset(name:str='digits', root=None, download:bool=False, val_fraction:float=0.1, seed:int=0)->DataBundle:
-    "Load dataset `name` as a `DataBundle` with a seeded validation split of `val_fraction` of the training set"
+def get_dataset(name:str='digits', root=None, download:bool=False, val_fraction:float=0.1,
+                seed:int=0)->DataBundle:
+    "Dataset `name` as a `DataBundle`, with a seeded validation split (`val_fraction` of training)"
     tx, ty, sx, sy, info = datasets[name](root=root, download=download)
     train, val = split_train_val(tx, ty, val_fraction, seed)
-    return DataBundle(name, train, val, TensorSplit(sx, sy), info.num_classes, info.mean, info.std, info.crop_padding, info.flip)
+    return DataBundle(name, train, val, TensorSplit(sx, sy), info.num_classes, info.mean, info.std,
+                      info.crop_padding, info.flip)
 
 # %% ../nbs/01_data.ipynb #4fa871d4
 def write_fake_cifar10(root, n_per_batch:int=20, seed:int=0)->Path:
@@ -217,20 +245,23 @@ def write_fake_cifar10(root, n_per_batch:int=20, seed:int=0)->Path:
     d.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for f in [f'data_batch_{i}' for i in range(1, 6)] + ['test_batch']:
-        batch = {b'data': rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8), b'labels': rng.integers(0, 10, n_per_batch).tolist()}
+        batch = {b'data': rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+                 b'labels': rng.integers(0, 10, n_per_batch).tolist()}
         with open(d/f, 'wb') as fh: pickle.dump(batch, fh)
     return d
 
 # %% ../nbs/01_data.ipynb #50533ff2
-def random_crop_flip(x:torch.Tensor, padding:int, flip:bool, generator:torch.Generator)->torch.Tensor:
-    "Random crops with zero `padding` and random horizontal flips of a float batch `x: [B, C, H, W]`"
+def random_crop_flip(x:torch.Tensor, padding:int, flip:bool,
+                     generator:torch.Generator)->torch.Tensor:
+    "Random crops with zero `padding` and random horizontal flips of a batch `x: [B, C, H, W]`"
     B, C, H, W = x.shape
     if padding:
         xp = F.pad(x, (padding,) * 4)
         oy, ox = (torch.randint(0, 2 * padding + 1, (2, B), generator=generator)).to(x.device)
         rows = (oy[:, None] + torch.arange(H, device=x.device))[:, None, :, None]
         cols = (ox[:, None] + torch.arange(W, device=x.device))[:, None, None, :]
-        x = xp[torch.arange(B, device=x.device)[:, None, None, None], torch.arange(C, device=x.device)[None, :, None, None], rows, cols]
+        x = xp[torch.arange(B, device=x.device)[:, None, None, None],
+               torch.arange(C, device=x.device)[None, :, None, None], rows, cols]
     if flip:
         m = (torch.rand(B, generator=generator) < 0.5).to(x.device)
         x = torch.where(m[:, None, None, None], x.flip(3), x)
@@ -239,41 +270,50 @@ def random_crop_flip(x:torch.Tensor, padding:int, flip:bool, generator:torch.Gen
 # %% ../nbs/01_data.ipynb #3e4b5ca1
 class DeviceLoader:
     "Batches of normalised float images and labels from a `TensorSplit` kept on `device`"
-    def __init__(self, split:TensorSplit, batch_size:int, mean, std, device=None, shuffle:bool=False,
-                 generator:torch.Generator|None=None, crop_padding:int=0, flip:bool=False, drop_last:bool=False,
+    def __init__(self, split:TensorSplit, batch_size:int, mean, std, device=None,
+                 shuffle:bool=False,
+                 generator:torch.Generator|None=None, crop_padding:int=0, flip:bool=False,
+                 drop_last:bool=False,
                  channels_last:bool=False):
         if batch_size < 1: raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         self.device = get_device(device)
         self.x, self.y = split.x.to(self.device), split.y.to(self.device)
-        self.bs, self.shuffle, self.drop_last, self.crop_padding, self.flip = batch_size, shuffle, drop_last, crop_padding, flip
+        self.bs, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.crop_padding, self.flip = crop_padding, flip
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    def __len__(self): return len(self.y) // self.bs if self.drop_last else -(-len(self.y) // self.bs)
+    def __len__(self):
+        return len(self.y) // self.bs if self.drop_last else -(-len(self.y) // self.bs)
     def __iter__(self):
         n = len(self.y)
         idx = torch.randperm(n, generator=self.generator).to(self.device) if self.shuffle else None
         for i in range(len(self)):
             sl = slice(i * self.bs, min((i + 1) * self.bs, n))
-            x, y = (self.x[idx[sl]], self.y[idx[sl]]) if idx is not None else (self.x[sl], self.y[sl])
+            if idx is not None: x, y = self.x[idx[sl]], self.y[idx[sl]]
+            else: x, y = self.x[sl], self.y[sl]
             x = x.float().div_(255)
-            if self.crop_padding or self.flip: x = random_crop_flip(x, self.crop_padding, self.flip, self.generator)
+            if self.crop_padding or self.flip:
+                x = random_crop_flip(x, self.crop_padding, self.flip, self.generator)
             x = (x - self.mean) / self.std
             yield x.contiguous(memory_format=self.memory_format), y
 
 # %% ../nbs/01_data.ipynb #adac068d
 @patch
-def loader(self:DataBundle, split:str='train', batch_size:int=128, device=None, shuffle:bool|None=None,
+def loader(self:DataBundle, split:str='train', batch_size:int=128, device=None,
+           shuffle:bool|None=None,
             generator:torch.Generator|None=None, augment:bool|None=None, drop_last:bool|None=None,
             channels_last:bool=False)->DeviceLoader:
-    "A `DeviceLoader` over `split`; `train` is shuffled and augmented by default, `val`/`test` are not"
-    if split not in ('train', 'val', 'test'): raise ConfigError(f"unknown split {split!r}: use 'train', 'val' or 'test'")
+    "A `DeviceLoader` over `split`: `train` shuffled and augmented by default, `val`/`test` not"
+    if split not in ('train', 'val', 'test'): raise ConfigError(
+        f"unknown split {split!r}: use 'train', 'val' or 'test'")
     is_train = split == 'train'
     aug = is_train if augment is None else augment
     return DeviceLoader(getattr(self, split), batch_size, self.mean, self.std, device=device,
                         shuffle=is_train if shuffle is None else shuffle, generator=generator,
-                        crop_padding=self.crop_padding if aug else 0, flip=self.flip if aug else False,
+                        crop_padding=self.crop_padding if aug else 0,
+                        flip=self.flip if aug else False,
                         drop_last=bool(drop_last), channels_last=channels_last)
 
 # %% ../nbs/01_data.ipynb #f855163d
@@ -286,8 +326,9 @@ def dataset_table()->'pd.DataFrame':
     return pd.DataFrame(rows)
 
 _INFO = {
-    'digits': dict(shape='1×8×8', classes=10, crop=0, flip=False, source='scikit-learn (bundled)'),
-    'fashion-mnist': dict(shape='1×28×28', classes=10, crop=0, flip=False, source='Debian dataset-fashion-mnist / torchvision'),
+    'digits': dict(shape='1×8×8', classes=10, crop=0, flip=False, source='scikit-learn, bundled'),
+    'fashion-mnist': dict(shape='1×28×28', classes=10, crop=0, flip=False,
+                          source='Debian dataset-fashion-mnist / torchvision'),
     'mnist': dict(shape='1×28×28', classes=10, crop=0, flip=False, source='torchvision'),
     'cifar10': dict(shape='3×32×32', classes=10, crop=4, flip=True, source='torchvision'),
     'cifar100': dict(shape='3×32×32', classes=100, crop=4, flip=True, source='torchvision'),

@@ -29,48 +29,56 @@ def member_probs(probs, # member probabilities [M, N, C], or a list of M tensors
     "Member probabilities as one float64 tensor `[M, N, C]`, checked to be probability rows"
     if isinstance(probs, (list, tuple)):
         if not probs or len({tuple(torch.as_tensor(p).shape) for p in probs}) != 1:
-            raise ConfigError(f"members must be a non-empty list of equally shaped [N, C] tensors, got shapes {[tuple(torch.as_tensor(p).shape) for p in probs]}")
+            raise ConfigError("members must be a non-empty list of equally shaped [N, C] tensors, "
+                              f"got shapes {[tuple(torch.as_tensor(p).shape) for p in probs]}")
         probs = torch.stack([torch.as_tensor(p) for p in probs])
     x = torch.as_tensor(probs)
-    if x.ndim != 3: raise ConfigError(f"member probabilities must be [M, N, C] (members, examples, classes), got shape {tuple(x.shape)}: stack members with torch.stack")
+    if x.ndim != 3: raise ConfigError("member probabilities must be [M, N, C] (members, examples, "
+                                      f"classes), got shape {tuple(x.shape)}: stack members with "
+                                      "torch.stack")
     x = x.double()
     if logits: return x.log_softmax(-1).exp()
     if not bool(((x >= 0) & (x <= 1)).all() & ((x.sum(-1) - 1).abs() <= 1e-3).all()):
-        raise ConfigError("member probabilities must be non-negative rows summing to 1: pass softmax outputs, or raw logits with logits=True")
+        raise ConfigError("member probabilities must be non-negative rows summing to 1: pass "
+                          "softmax outputs, or raw logits with logits=True")
     return x
 
 # %% ../nbs/12_diversity.ipynb #59279de0
 def _stack(x)->Tensor:
     "A list of member tensors stacked along a new first axis, or `x` as a tensor"
-    return torch.stack([torch.as_tensor(t) for t in x]) if isinstance(x, (list, tuple)) else torch.as_tensor(x)
+    return (torch.stack([torch.as_tensor(t) for t in x]) if isinstance(x, (list, tuple))
+            else torch.as_tensor(x))
 
 def _frame(mat, names=None)->pd.DataFrame:
     "An M × M DataFrame indexed and labelled by member"
     mat = np.asarray(mat, dtype=float)
     names = list(range(len(mat))) if names is None else list(names)
-    if len(names) != len(mat): raise ConfigError(f"got {len(names)} names for {len(mat)} members: pass one name per member")
-    return pd.DataFrame(mat, index=pd.Index(names, name='member'), columns=pd.Index(names, name='member'))
+    if len(names) != len(mat): raise ConfigError(f"got {len(names)} names for {len(mat)} members: "
+                                                 "pass one name per member")
+    return pd.DataFrame(mat, index=pd.Index(names, name='member'),
+                        columns=pd.Index(names, name='member'))
 
 def disagreement_matrix(probs, # member probabilities [M, N, C] (or logits: same argmax)
                         names:Sequence|None=None, # member names (default 0..M-1)
                        )->pd.DataFrame:
     "Pairwise prediction disagreement D[i, j]: the fraction of examples whose top-1 classes differ"
     preds = _stack(probs).argmax(-1)
-    if preds.ndim != 2: raise ConfigError(f"member probabilities must be [M, N, C], got {preds.ndim + 1} dimensions")
+    if preds.ndim != 2: raise ConfigError("member probabilities must be [M, N, C], got "
+                                          f"{preds.ndim + 1} dimensions")
     return _frame((preds[:, None] != preds[None]).double().mean(-1).cpu(), names)
 
 # %% ../nbs/12_diversity.ipynb #ecd854ff
 def pairwise_mean(mat:pd.DataFrame, # an M × M matrix
                   ordered:bool=False, # mean over all i ≠ j instead of over i < j
                  )->float:
-    "Mean of a pairwise matrix over unordered pairs i < j (or ordered pairs i ≠ j); NaN for one member"
+    "Mean of a pairwise matrix over pairs i < j (or ordered pairs i ≠ j); NaN for one member"
     a, m = np.asarray(mat, dtype=float), len(mat)
     if m < 2: return float('nan')
     i, j = np.triu_indices(m, 1)
     return float(a[i, j].mean() if not ordered else np.concatenate([a[i, j], a[j, i]]).mean())
 
 def disagreement(probs, # member probabilities [M, N, C]
-                 display_offset:float=0., # FreeTickets adds 0.001 to non-zero entries before printing (reference preset only)
+                 display_offset:float=0., # added to non-zero entries (FreeTickets printed + 0.001)
                 )->float:
     "Mean prediction disagreement over unordered member pairs"
     d = disagreement_matrix(probs)
@@ -84,7 +92,7 @@ def member_accuracy(probs, labels:Tensor)->Tensor:
 
 def normalized_disagreement(probs, # member probabilities [M, N, C]
                             labels:Tensor, # [N] int64
-                            reference:int|None=None, # reference member r (None: all, one column each)
+                            reference:int|None=None, # reference member r (None: all, a column each)
                             names:Sequence|None=None)->pd.DataFrame|pd.Series:
     "Fort et al.'s D[i, r] / (1 − acc_r): disagreement with reference r relative to r's error rate"
     err = 1 - member_accuracy(probs, labels).cpu().numpy()
@@ -93,7 +101,7 @@ def normalized_disagreement(probs, # member probabilities [M, N, C]
     return out if reference is None else out.iloc[:, reference]
 
 def ensemble_normalized_disagreement(probs, labels:Tensor, eps:float=1e-7)->float:
-    "Mean disagreement divided by the ensemble's error `1 − acc(p̄) + eps` (robustness_metrics / uncertainty-baselines)"
+    "Mean disagreement over the ensemble's error `1 − acc(p̄) + eps` (uncertainty-baselines)"
     p = member_probs(probs)
     return disagreement(p) / (1 - accuracy(p.mean(0), labels) + eps)
 
@@ -111,7 +119,7 @@ def kl_matrix(probs, # member probabilities [M, N, C] (logits with `logits=True`
 
 # %% ../nbs/12_diversity.ipynb #c798e539
 def kl_divergence(probs, # member probabilities [M, N, C]
-                  ordered:bool=True, # mean over ordered pairs i ≠ j (default); False: over i < j (robustness_metrics)
+                  ordered:bool=True, # mean over pairs i ≠ j; False: i < j (robustness_metrics)
                   logits:bool=False)->float:
     "Mean pairwise KL divergence between members, in nats; NaN for one member"
     return pairwise_mean(kl_matrix(probs, logits=logits), ordered=ordered)
@@ -130,14 +138,16 @@ def diversity_summary(probs, # member probabilities [M, N, C]
                       labels:Tensor|None=None, # [N]; adds accuracy-normalised disagreement
                       name:str='ensemble', # row label
                       logits:bool=False)->pd.DataFrame:
-    "One row: M, N, disagreement, KL (ordered and i<j means), mutual information, and with labels the normalised disagreement"
+    "One row: M, N, disagreement, KL (two means), MI, and with labels the normalised disagreement"
     p = member_probs(probs, logits)
     k = kl_matrix(p)
-    row = dict(members=len(p), n=p.shape[1], disagreement=disagreement(p), kl_ordered=pairwise_mean(k, ordered=True),
+    row = dict(members=len(p), n=p.shape[1], disagreement=disagreement(p),
+               kl_ordered=pairwise_mean(k, ordered=True),
                kl_upper=pairwise_mean(k), mutual_information=mutual_information(p))
     if labels is not None:
         row.update(member_acc=member_accuracy(p, labels).mean().item(),
-                   disagreement_fort=pairwise_mean(normalized_disagreement(p, labels), ordered=True),
+                   disagreement_fort=pairwise_mean(normalized_disagreement(p, labels),
+                                                   ordered=True),
                    disagreement_ens_norm=ensemble_normalized_disagreement(p, labels))
     return pd.DataFrame([row], index=pd.Index([name], name='ensemble'))
 
@@ -146,13 +156,15 @@ def _weights(w)->dict:
     return maskable_weights(w) if isinstance(w, nn.Module) else dict(w)
 
 def weight_cosine(weights:Sequence, # one model or name → weight mapping per member
-                  support:str='union', # 'union' (zeros included) or 'intersection' (positions non-zero in both)
+                  support:str='union', # 'union' (zeros included) or 'intersection' (both non-zero)
                   names:Sequence|None=None)->pd.DataFrame:
     "Pairwise cosine similarity of the members' flattened conv and linear weights"
-    if support not in ('union', 'intersection'): raise ConfigError(f"support must be 'union' or 'intersection', got {support!r}")
+    if support not in ('union', 'intersection'): raise ConfigError(
+        f"support must be 'union' or 'intersection', got {support!r}")
     ws = [_weights(w) for w in weights]
     keys = list(ws[0])
-    if any(list(w) != keys for w in ws): raise ConfigError("members have different weight names: compare models of one architecture")
+    if any(list(w) != keys for w in ws): raise ConfigError(
+        "members have different weight names: compare models of one architecture")
     dev = ws[0][keys[0]].device
     flat = [torch.cat([w[k].detach().reshape(-1).double().to(dev) for k in keys]) for w in ws]
     out = np.eye(len(flat))
@@ -160,7 +172,9 @@ def weight_cosine(weights:Sequence, # one model or name → weight mapping per m
         for j in range(i + 1, len(flat)):
             a, b = flat[i], flat[j]
             if support == 'intersection': keep = (a != 0) & (b != 0); a, b = a[keep], b[keep]
-            out[i, j] = out[j, i] = torch.nn.functional.cosine_similarity(a, b, dim=0, eps=1e-30).item() if len(a) else float('nan')
+            cos = (torch.nn.functional.cosine_similarity(a, b, dim=0, eps=1e-30).item() if len(a)
+                   else float('nan'))
+            out[i, j] = out[j, i] = cos
     return _frame(out, names)
 
 # %% ../nbs/12_diversity.ipynb #7a4d24d8
@@ -187,23 +201,30 @@ def _check_masks(masks:Sequence)->list:
         for k, v in dict(m).items():
             v = torch.as_tensor(v)
             if v.dtype != torch.bool:
-                if not bool(((v == 0) | (v == 1)).all()): raise ConfigError(f"mask {k!r} has values other than 0/1: masks are boolean")
+                if not bool(((v == 0) | (v == 1)).all()): raise ConfigError(
+                    f"mask {k!r} has values other than 0/1: masks are boolean")
                 v = v.bool()
             d[k] = v
         out.append(d)
     for d in out[1:]:
-        if list(d) != list(out[0]): raise ConfigError(f"masks have different layers ({sorted(set(d) ^ set(out[0]))[:4]}...): compare masks of one architecture")
+        if list(d) != list(out[0]): raise ConfigError("masks have different layers "
+                                                      f"({sorted(set(d) ^ set(out[0]))[:4]}...): "
+                                                      "compare masks of one architecture")
         bad = [k for k in d if d[k].shape != out[0][k].shape]
-        if bad: raise ConfigError(f"mask shapes differ for layers {bad[:4]}: compare masks of one architecture")
+        if bad: raise ConfigError(f"mask shapes differ for layers {bad[:4]}: compare masks of one "
+                                  "architecture")
     return out
 
 def _layers(masks:list, layers=None, exclude_dense:bool=True)->list:
     "Layer names to compare: `layers`, else every layer not dense in all masks"
     names = list(masks[0]) if layers is None else list(layers)
     unknown = [k for k in names if k not in masks[0]]
-    if unknown: raise ConfigError(f"unknown layers {unknown[:4]}: use names from the mask dicts, e.g. {list(masks[0])[:3]}")
-    if exclude_dense and layers is None: names = [k for k in names if not all(bool(m[k].all()) for m in masks)]
-    if not names: raise ConfigError("no layers to compare: every layer is dense in all masks; pass exclude_dense=False")
+    if unknown: raise ConfigError(f"unknown layers {unknown[:4]}: use names from the mask dicts, "
+                                  f"e.g. {list(masks[0])[:3]}")
+    if exclude_dense and layers is None: names = [k for k in names
+                                                  if not all(bool(m[k].all()) for m in masks)]
+    if not names: raise ConfigError("no layers to compare: every layer is dense in all masks; pass "
+                                    "exclude_dense=False")
     return names
 
 def _dist(na, nb, inter)->tuple:
@@ -211,37 +232,43 @@ def _dist(na, nb, inter)->tuple:
     return ((na + nb - 2 * inter) / (na + nb), inter / (na + nb - inter)) if na + nb else (0., 1.)
 
 def _pair_stats(n, na, nb, inter, rand_inter)->dict:
-    "Distances from the counts of two masks (positions n, actives na / nb, shared inter) and the random-pair baseline"
+    "Distances from the counts of two masks (n positions, na / nb active, inter shared)"
     (h, iou), (hr, iour) = _dist(na, nb, inter), _dist(na, nb, rand_inter)
     return dict(numel=n, active_a=na, active_b=nb, shared=inter, xor=na + nb - 2 * inter, hamming=h,
-                hamming_frac=(na + nb - 2 * inter) / max(n, 1), iou=iou, hamming_random=hr, iou_random=iour)
+                hamming_frac=(na + nb - 2 * inter) / max(n, 1), iou=iou, hamming_random=hr,
+                iou_random=iour)
 
 # %% ../nbs/12_diversity.ipynb #24330756
 def mask_distances(a:Mapping, # mask dict: layer name → bool tensor
                    b:Mapping, # mask dict of the same layers and shapes
-                   layers:Sequence|None=None, # layers to compare (default: all but those dense in both)
+                   layers:Sequence|None=None, # layers to compare (default: all not dense in both)
                    exclude_dense:bool=True, # leave out layers dense in both masks
                   )->pd.DataFrame:
-    "Per-layer and global (`total` row) XOR count, normalised Hamming, `hamming_frac` and IoU of two masks, with random baselines"
+    "Per layer and `total`: XOR count, normalised Hamming, `hamming_frac`, IoU, random baselines"
     a, b = _check_masks([a, b])
     names = _layers([a, b], layers, exclude_dense)
-    c = torch.stack([torch.stack([a[k].sum(), b[k].sum(), (a[k] & b[k].to(a[k].device)).sum()]).cpu() for k in names]).tolist()
+    c = (
+        torch.stack([torch.stack([a[k].sum(), b[k].sum(),
+                                  (a[k] & b[k].to(a[k].device)).sum()]).cpu()
+                                  for k in names]).tolist())
     n = [a[k].numel() for k in names]
     rand = [na * nb / nl for nl, (na, nb, _) in zip(n, c)]
     rows = [dict(layer=k, **_pair_stats(nl, *ck, r)) for k, nl, ck, r in zip(names, n, c, rand)]
-    rows.append(dict(layer='total', **_pair_stats(sum(n), *[sum(col) for col in zip(*c)], sum(rand))))
+    rows.append(
+        dict(layer='total', **_pair_stats(sum(n), *[sum(col) for col in zip(*c)], sum(rand))))
     return pd.DataFrame(rows)
 
 # %% ../nbs/12_diversity.ipynb #1d23d479
 MASK_METRICS = ('hamming', 'hamming_frac', 'iou', 'xor')
 
 def mask_distance_matrix(masks:Sequence, # one mask dict per member
-                         metric:str='hamming', # 'hamming' (normalised), 'hamming_frac', 'iou' or 'xor'
+                         metric:str='hamming', # 'hamming', 'hamming_frac', 'iou' or 'xor'
                          names:Sequence|None=None, # member names (default 0..M-1)
-                         layers:Sequence|None=None, # layers to compare (default: all but those dense in every mask)
+                         layers:Sequence|None=None, # layers (default: all not dense in every mask)
                          exclude_dense:bool=True)->pd.DataFrame:
     "Pairwise global mask distance between members, an M × M DataFrame"
-    if metric not in MASK_METRICS: raise ConfigError(f"unknown mask metric {metric!r}: use one of {MASK_METRICS}")
+    if metric not in MASK_METRICS: raise ConfigError(f"unknown mask metric {metric!r}: use one of "
+                                                     f"{MASK_METRICS}")
     ms = _check_masks(masks)
     ks = _layers(ms, layers, exclude_dense)
     flat = [torch.cat([m[k].reshape(-1).to(ms[0][ks[0]].device) for k in ks]) for m in ms]
@@ -249,7 +276,8 @@ def mask_distance_matrix(masks:Sequence, # one mask dict per member
     out = np.zeros((len(ms), len(ms)))
     for i in range(len(ms)):
         for j in range(i, len(ms)):
-            out[i, j] = out[j, i] = _pair_stats(len(flat[i]), cnt[i], cnt[j], (flat[i] & flat[j]).sum().item(), 0)[metric]
+            inter = (flat[i] & flat[j]).sum().item()
+            out[i, j] = out[j, i] = _pair_stats(len(flat[i]), cnt[i], cnt[j], inter, 0)[metric]
     df = _frame(out, names)
     df.attrs['layers'] = ks
     return df
@@ -257,10 +285,12 @@ def mask_distance_matrix(masks:Sequence, # one mask dict per member
 # %% ../nbs/12_diversity.ipynb #bc8b5e00
 def plot_matrices(mats:Mapping, # title → M × M DataFrame
                   fmt:str='.3f', # annotation format
-                  vmin:float|None=None, vmax:float|None=None, # colour range (shared by all panels when given)
+                  vmin:float|None=None,
+                  vmax:float|None=None, # colour range (shared by all panels when given)
                   cmap:str='viridis', size:float=2.6)->plt.Figure:
     "Annotated heatmaps of pairwise matrices, side by side; returns the figure"
     fig, axs = new_fig(size, size * 0.85, ncols=len(mats))
-    for ax, (title, df) in zip(np.atleast_1d(axs).ravel(), mats.items()): heatmap(df, title=title, fmt=fmt, cmap=cmap, ax=ax, vmin=vmin, vmax=vmax)
+    for ax, (title, df) in zip(np.atleast_1d(axs).ravel(), mats.items()):
+        heatmap(df, title=title, fmt=fmt, cmap=cmap, ax=ax, vmin=vmin, vmax=vmax)
     fig.tight_layout()
     return fig

@@ -13,9 +13,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import patch
-from .core import Config, ConfigError, CheckpointError, Registry, make_generator, md_table
-from .masks import (Masks, RANKINGS, check_density, distributions, init_masks, layer_densities,
-                                  maskable_weights, mul_masks_, top_k_mask, top_k_masks, OPT_STATE_KEYS)
+from .core import (Config, ConfigError, CheckpointError, Registry, make_generator,
+                                 md_table)
+from .masks import (Masks, RANKINGS, check_density, distributions, init_masks,
+                                  layer_densities,
+                                  maskable_weights, mul_masks_, top_k_mask, top_k_masks,
+                                  OPT_STATE_KEYS)
 
 # %% auto #0
 __all__ = ['deaths', 'growths', 'prune_rate_schedules', 'DST_PRESETS', 'ZERO_PRESERVING', 'magnitude_death', 'random_growth',
@@ -39,7 +42,9 @@ def random_growth(weight:Tensor, generator:torch.Generator, **kwargs)->Tensor:
 @growths.register('gradient')
 def gradient_growth(weight:Tensor, **kwargs)->Tensor:
     "|grad| of the last backward pass (RigL)"
-    if weight.grad is None: raise ConfigError("gradient growth needs the dense gradient: update right after loss.backward(), or pass `batch` to explore")
+    if weight.grad is None: raise ConfigError("gradient growth needs the dense gradient: update "
+                                              "right after loss.backward(), or pass `batch` to "
+                                              "explore")
     return weight.grad.detach().abs()
 
 @growths.register('momentum')
@@ -47,8 +52,10 @@ def momentum_growth(weight:Tensor, optimizer:torch.optim.Optimizer|None=None, **
     "|momentum| of SGD, or m/(√v + 1e-8) of Adam (SNFS)"
     st = optimizer.state.get(weight, {}) if optimizer is not None else {}
     if st.get('momentum_buffer') is not None: return st['momentum_buffer'].abs()
-    if st.get('exp_avg') is not None: return (st['exp_avg'] / (st['exp_avg_sq'].sqrt() + 1e-8)).abs()
-    raise ConfigError("momentum growth needs an optimiser with momentum state: use SGD with momentum > 0 or Adam, attached to the controller")
+    if st.get('exp_avg') is not None: return (st['exp_avg'] / (st['exp_avg_sq'].sqrt() + 1e-8)).abs(
+        )
+    raise ConfigError("momentum growth needs an optimiser with momentum state: use SGD with "
+                      "momentum > 0 or Adam, attached to the controller")
 
 # %% ../nbs/04_dst.ipynb #1b55ac32
 prune_rate_schedules = Registry('prune-rate schedule')
@@ -72,8 +79,10 @@ def linear_rate(t:int, rate:float, rate_min:float, T:int)->float:
     return rate + (rate_min - rate) * min(t, T) / T
 
 # %% ../nbs/04_dst.ipynb #4da58592
-_CHOICES = dict(mask_sampling=('exact', 'bernoulli'), remove_rounding=('ceil', 'floor'), tie_break=('index', 'threshold'),
-                random_growth=('exact', 'bernoulli'), prune_ranking=RANKINGS, explore_ranking=RANKINGS)
+_CHOICES = dict(mask_sampling=('exact', 'bernoulli'), remove_rounding=('ceil', 'floor'),
+                tie_break=('index', 'threshold'),
+                random_growth=('exact', 'bernoulli'), prune_ranking=RANKINGS,
+                explore_ranking=RANKINGS)
 
 @dataclass(frozen=True)
 class DSTConfig(Config):
@@ -87,61 +96,71 @@ class DSTConfig(Config):
     prune_rate:float=0.5 # death rate ρ, the fraction of active weights replaced per update
     prune_rate_schedule:str='constant' # 'constant', 'cosine', 'linear' or 'reference_cifar'
     prune_rate_min:float=0.005 # final rate of a decaying schedule
-    schedule_steps:int|None=None # T of a decaying schedule (None: end_step, else the run's total steps)
+    schedule_steps:int|None=None # T of a decaying schedule (None: end_step, else the run's length)
     update_frequency:int=1000 # ΔT, optimiser steps between topology updates
     end_step:int|None=None # last step with an update (None: never stop, as the reference)
     static:bool=False # never update the topology (static sparse training)
     remove_rounding:str='ceil' # n_remove = ceil or floor of ρ·n_active
-    tie_break:str='index' # 'index': exact count, ties to the lower index; 'threshold': reference `|w| > t`
-    random_growth:str='exact' # random growth: 'exact' count, or 'bernoulli' with p = n_removed/n_inactive (reference)
-    keep_value_if_regrown:bool=False # a weight pruned and regrown in one update keeps its value (RigL) instead of 0
-    keep_stale_momentum:bool=False # leave the momentum of inactive weights unmasked (reference CIFAR)
+    tie_break:str='index' # 'index': exact count, lower index first; 'threshold': `|w| > t`
+    random_growth:str='exact' # 'exact' count, or 'bernoulli': p = n_removed/n_inactive (reference)
+    keep_value_if_regrown:bool=False # pruned and regrown at once: keep the value (RigL), not 0
+    keep_stale_momentum:bool=False # leave the momentum of inactive weights unmasked (CIFAR code)
     mask_grads:bool=True # zero gradients of inactive weights on steps without an update
-    prune_dense_layers:bool=False # prune and zero layers whose target density is 1 (reference CIFAR quirk)
-    prune_ranking:str='layerwise' # rank death scores per layer, or 'global' across layers (regrowth stays per layer)
+    prune_dense_layers:bool=False # prune and zero layers of target density 1 (CIFAR code quirk)
+    prune_ranking:str='layerwise' # rank death scores per layer or 'global'ly (regrowth: per layer)
     explore_rate:float=0.8 # q, the prune-and-regrow rate of EDST global exploration
     explore_growth:str|None=None # growth rule of global exploration (None: same as `growth`)
-    explore_ranking:str='layerwise' # death ranking of global exploration: 'layerwise' (reference) or 'global'
-    restart_schedule_on_explore:bool=False # restart the prune-rate schedule after each exploration (ImageNet code)
+    explore_ranking:str='layerwise' # death ranking of global exploration: 'layerwise' (reference)
+    restart_schedule_on_explore:bool=False # restart the prune-rate schedule per exploration
     def validate(self):
         check_density(self.density)
         distributions[self.distribution]; deaths[self.death]; growths[self.growth]
         prune_rate_schedules[self.prune_rate_schedule]
         if self.explore_growth is not None: growths[self.explore_growth]
         for k, ok in _CHOICES.items():
-            if getattr(self, k) not in ok: raise ConfigError(f"{k} must be one of {ok}, got {getattr(self, k)!r}")
+            if getattr(self, k) not in ok: raise ConfigError(
+                f"{k} must be one of {ok}, got {getattr(self, k)!r}")
         for k in ('prune_rate', 'explore_rate'):
-            if not 0 < getattr(self, k) <= 1: raise ConfigError(f"{k} must be in (0, 1], got {getattr(self, k)}")
-        if not 0 <= self.prune_rate_min <= self.prune_rate: raise ConfigError(f"prune_rate_min must be in [0, prune_rate], got {self.prune_rate_min}")
-        if self.update_frequency < 1: raise ConfigError(f"update_frequency (ΔT) must be a positive number of steps, got {self.update_frequency}")
+            if not 0 < getattr(self, k) <= 1: raise ConfigError(
+                f"{k} must be in (0, 1], got {getattr(self, k)}")
+        if not 0 <= self.prune_rate_min <= self.prune_rate: raise ConfigError(
+            f"prune_rate_min must be in [0, prune_rate], got {self.prune_rate_min}")
+        if self.update_frequency < 1: raise ConfigError("update_frequency (ΔT) must be a positive "
+                                                        "number of steps, got "
+                                                        f"{self.update_frequency}")
 
 # %% ../nbs/04_dst.ipynb #efeee75c
 DST_PRESETS = {
     'clean': {},
-    'reference_cifar': dict(mask_sampling='bernoulli', random_growth='bernoulli', keep_stale_momentum=True, mask_grads=False,
-                            prune_dense_layers=True, tie_break='threshold', prune_rate_schedule='reference_cifar'),
-    'reference_imagenet': dict(mask_sampling='bernoulli', prune_rate_schedule='cosine', restart_schedule_on_explore=True),
+    'reference_cifar': dict(mask_sampling='bernoulli', random_growth='bernoulli',
+                            keep_stale_momentum=True, mask_grads=False,
+                            prune_dense_layers=True, tie_break='threshold',
+                            prune_rate_schedule='reference_cifar'),
+    'reference_imagenet': dict(mask_sampling='bernoulli', prune_rate_schedule='cosine',
+                               restart_schedule_on_explore=True),
 }
 
 def dst_config(preset:str='clean', **overrides)->DSTConfig:
-    "The `DSTConfig` of a preset ('clean', 'reference_cifar', 'reference_imagenet') with `overrides`"
-    if preset not in DST_PRESETS: raise ConfigError(f"unknown DST preset {preset!r}: choose one of {', '.join(DST_PRESETS)}")
+    "The `DSTConfig` of a preset ('clean', 'reference_cifar', 'reference_imagenet') + `overrides`"
+    if preset not in DST_PRESETS: raise ConfigError(f"unknown DST preset {preset!r}: choose one of "
+                                                    f"{', '.join(DST_PRESETS)}")
     return DSTConfig(**{**DST_PRESETS[preset], **overrides})
 
 # %% ../nbs/04_dst.ipynb #2f451f2b
 def prune_grow(mask:Tensor, # bool mask of the layer
-               death_score:Tensor, # keep-score of every position (e.g. |w|); the lowest active ones are pruned
-               grow_score:Tensor, # growth score of every position; the highest inactive ones are grown
+               death_score:Tensor, # keep-score of every position (e.g. |w|); lowest active pruned
+               grow_score:Tensor, # growth score of every position; the highest inactive are grown
                rate:float, # death rate ρ
                rounding:str='ceil', # n_remove = ceil or floor(ρ·n_active)
                tie_break:str='index', # 'index' (exact) or 'threshold' (reference `>`)
-               bernoulli:bool=False, # grow each candidate with p = n_removed/n_candidates (reference random growth)
+               bernoulli:bool=False, # grow each candidate with p = n_removed/n_candidates
                generator:torch.Generator|None=None, # for `bernoulli`
                n_remove:int|None=None, # exact number to prune, overriding `rate` (global pruning)
               )->tuple:
-    "`(survivors, new_mask)` of one prune-and-regrow step: ⌈ρ·n_active⌉ lowest pruned, as many highest regrown"
+    "`(survivors, new_mask)`: ⌈ρ·n_active⌉ lowest scores pruned, as many highest regrown"
     n_active = int(mask.count_nonzero())
-    if n_remove is None: n_remove = (math.ceil if rounding == 'ceil' else math.floor)(rate * n_active)
+    rnd = math.ceil if rounding == 'ceil' else math.floor
+    if n_remove is None: n_remove = rnd(rate * n_active)
     n_remove = min(n_active, n_remove)
     if tie_break == 'index':
         survivors = top_k_mask(death_score.masked_fill(~mask, -math.inf), n_active - n_remove)
@@ -153,56 +172,71 @@ def prune_grow(mask:Tensor, # bool mask of the layer
     cand = ~survivors
     if bernoulli:
         p = n_grow / max(int(cand.count_nonzero()), 1)
-        grown = (torch.rand(mask.shape, generator=generator, device=generator.device).to(mask.device) < p) & cand
+        grown = ((torch.rand(mask.shape, generator=generator,
+                             device=generator.device).to(mask.device) < p) & cand)
     else: grown = top_k_mask(grow_score.masked_fill(~cand, -math.inf), n_grow)
     return survivors, survivors | grown
 
 # %% ../nbs/04_dst.ipynb #33d8e243
 def global_removals(masks:list, scores:list, rate:float, rounding:str='ceil')->list:
-    "Per-layer prune counts when the ⌈ρ·Σ n_active⌉ lowest active scores over all layers together are removed"
+    "Per-layer prune counts when the ⌈ρ·Σ n_active⌉ lowest active scores of all layers are removed"
     n_active = sum(int(m.count_nonzero()) for m in masks)
     n = min(n_active, (math.ceil if rounding == 'ceil' else math.floor)(rate * n_active))
-    low = top_k_masks({i: -s.masked_fill(~m, math.inf) for i, (m, s) in enumerate(zip(masks, scores))}, n)
+    low = (
+        top_k_masks({i: -s.masked_fill(~m, math.inf)
+                     for i, (m, s) in enumerate(zip(masks, scores))}, n))
     return torch.stack([x.count_nonzero() for x in low.values()]).tolist()
 
 # %% ../nbs/04_dst.ipynb #68338c88
 class SparseController:
     "Masks of `model` with their invariants around optimiser steps and DST updates every ΔT steps"
-    def __init__(self, model:nn.Module, cfg:DSTConfig|None=None, # the model (unwrapped from DDP) and its DST settings
+    def __init__(self, model:nn.Module,
+                 cfg:DSTConfig|None=None, # the model (unwrapped from DDP) and its DST settings
                  optimizer:torch.optim.Optimizer|None=None, # attach to this optimiser now
-                 mask_generator:torch.Generator|None=None, # draws the initial masks (default: seed 0)
+                 mask_generator:torch.Generator|None=None, # draws the initial masks (seed 0)
                  growth_generator:torch.Generator|None=None, # random growth (default: seed 0)
                  total_steps:int|None=None, # length of the run, for decaying prune-rate schedules
                  ignore:tuple=(), # module names left dense and unmasked
-                 masks:Masks|None=None, # start from (a copy of) these masks; their densities become the targets
+                 masks:Masks|None=None, # start from a copy of these masks (densities = targets)
                 ):
         self.model, self.cfg, self.total_steps = model, cfg or DSTConfig(), total_steps
         cfg = self.cfg
         self.mask_gen = mask_generator if mask_generator is not None else make_generator(0, 'masks')
-        self.growth_gen = growth_generator if growth_generator is not None else make_generator(0, 'growth')
+        self.growth_gen = (growth_generator if growth_generator is not None
+                           else make_generator(0, 'growth'))
         ws = maskable_weights(model, ignore)
         if masks is not None:
-            self.masks = Masks({k: m.to(ws[k].device, copy=True) for k, m in masks.check(model, ignore).items()})
+            self.masks = Masks({k: m.to(ws[k].device, copy=True)
+                                for k, m in masks.check(model, ignore).items()})
             self.targets = {k: c / self.masks[k].numel() for k, c in self.masks.counts().items()}
         else:
-            self.targets = layer_densities({k: w.shape for k, w in ws.items()}, cfg.density, cfg.distribution, cfg.power_scale)
-            self.masks = init_masks(model, cfg.density, generator=self.mask_gen, exact=cfg.mask_sampling == 'exact', densities=self.targets, ignore=ignore)
+            self.targets = layer_densities({k: w.shape for k, w in ws.items()}, cfg.density,
+                                           cfg.distribution, cfg.power_scale)
+            self.masks = init_masks(model, cfg.density, generator=self.mask_gen,
+                                    exact=cfg.mask_sampling == 'exact', densities=self.targets,
+                                    ignore=ignore)
         self.names = list(self.masks)
         self.params = [model.get_parameter(n) for n in self.names]
         self.ever_active = self.masks.clone()
         self.step, self.schedule_start, self.history = 0, 0, []
-        self.broadcast:Callable = lambda masks: None # run on the masks after every update (data-parallel runs: sync with rank 0)
-        self.grad_model:nn.Module = model # forward of `dense_grads` (data-parallel runs: the DDP wrapper, so gradients are all-reduced)
+        # run on the masks after every update (data-parallel runs: sync with rank 0)
+        self.broadcast:Callable = lambda masks: None
+        # forward of `dense_grads` (data-parallel: the DDP wrapper, so gradients are all-reduced)
+        self.grad_model:nn.Module = model
         self.optimizer, self._hooks, self.last_layers = None, [], None
-        if cfg.prune_rate_schedule in ('cosine', 'linear') and not (cfg.schedule_steps or cfg.end_step or total_steps):
-            raise ConfigError(f"the {cfg.prune_rate_schedule} prune-rate schedule needs its length: set schedule_steps or end_step, or pass total_steps")
+        decays = cfg.prune_rate_schedule in ('cosine', 'linear')
+        if decays and not (cfg.schedule_steps or cfg.end_step or total_steps):
+            raise ConfigError(f"the {cfg.prune_rate_schedule} prune-rate schedule needs its "
+                              "length: set schedule_steps or end_step, or pass total_steps")
         self._refresh()
         if optimizer is not None: self.attach(optimizer)
     @property
     def dense_momentum(self)->bool:
-        "Whether momentum stays dense between updates (momentum growth scores inactive positions by it)"
+        "Whether momentum stays dense between updates (momentum growth scores inactive positions)"
         return 'momentum' in (self.cfg.growth, self.cfg.explore_growth)
-    def __repr__(self): return f"SparseController(step={self.step}, density={self.masks.density:.4f}, growth={self.cfg.growth!r}, ΔT={self.cfg.update_frequency})"
+    def __repr__(self):
+        return (f"SparseController(step={self.step}, density={self.masks.density:.4f}, "
+                f"growth={self.cfg.growth!r}, ΔT={self.cfg.update_frequency})")
 
 # %% ../nbs/04_dst.ipynb #d219d692
 @patch
@@ -215,7 +249,8 @@ def _refresh(self:SparseController):
 def _opt_state(self:SparseController)->list:
     "Optimiser state tensors of the masked weights, paired with their float masks"
     if self.optimizer is None: return []
-    return [(st[k], m) for p, m in zip(self.params, self._fmasks) for st in [self.optimizer.state.get(p, {})]
+    return [(st[k], m) for p, m in zip(self.params, self._fmasks)
+            for st in [self.optimizer.state.get(p, {})]
             for k in OPT_STATE_KEYS if st.get(k) is not None]
 
 @patch
@@ -238,17 +273,19 @@ ZERO_PRESERVING = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
 def is_update_step(self:SparseController, step:int)->bool:
     "Whether a topology update follows optimiser step number `step` (1-based)"
     c = self.cfg
-    return not c.static and step > 0 and step % c.update_frequency == 0 and (c.end_step is None or step <= c.end_step)
+    return (not c.static and step > 0 and step % c.update_frequency == 0
+            and (c.end_step is None or step <= c.end_step))
 
 @patch
 def before_step(self:SparseController):
     "Optimiser pre-step hook: mask gradients unless the coming step is an update step"
-    self._grads_masked = self.cfg.mask_grads and not self.dense_momentum and not self.is_update_step(self.step + 1)
+    self._grads_masked = (self.cfg.mask_grads and not self.dense_momentum
+                          and not self.is_update_step(self.step + 1))
     if self._grads_masked: self.mask_grads()
 
 @patch
 def after_step(self:SparseController):
-    "Optimiser post-step hook: count the step, re-apply the masks where needed, update the topology every ΔT steps"
+    "Optimiser post-step hook: count, re-apply the masks where needed, update every ΔT steps"
     self.step += 1
     if not (self._grads_masked and self._zero_preserving): self.zero_inactive()
     if self.is_update_step(self.step): self.update()
@@ -258,7 +295,8 @@ def attach(self:SparseController, optimizer:torch.optim.Optimizer)->SparseContro
     "Run `before_step` and `after_step` around every `optimizer.step()`"
     self.detach()
     self.optimizer, self._grads_masked = optimizer, False
-    self._zero_preserving = isinstance(optimizer, ZERO_PRESERVING) and not self.cfg.keep_stale_momentum
+    self._zero_preserving = (isinstance(optimizer, ZERO_PRESERVING)
+                             and not self.cfg.keep_stale_momentum)
     self._hooks = [optimizer.register_step_pre_hook(lambda *a: self.before_step()),
                    optimizer.register_step_post_hook(lambda *a: self.after_step())]
     self.zero_inactive()
@@ -276,11 +314,13 @@ def prune_rate(self:SparseController, step:int|None=None)->float:
     "The death rate ρ the schedule gives at `step` (default: now)"
     c = self.cfg
     t = (self.step if step is None else step) - self.schedule_start
-    return prune_rate_schedules[c.prune_rate_schedule](t, c.prune_rate, c.prune_rate_min, c.schedule_steps or c.end_step or self.total_steps)
+    return prune_rate_schedules[c.prune_rate_schedule](t, c.prune_rate, c.prune_rate_min,
+                                                       c.schedule_steps or c.end_step
+                                                       or self.total_steps)
 
 @patch
 def itop_rate(self:SparseController)->float:
-    "Fraction of the masked weights that have been active at some point (in-time over-parameterisation rate)"
+    "Fraction of the masked weights ever active (in-time over-parameterisation rate)"
     return self.ever_active.density
 
 # %% ../nbs/04_dst.ipynb #32174d6b
@@ -288,18 +328,22 @@ def itop_rate(self:SparseController)->float:
 @torch.no_grad()
 def update(self:SparseController, rate:float|None=None, growth:str|None=None, kind:str='update',
            ranking:str|None=None)->dict:
-    "Prune ρ of the active weights (per layer, or ranked globally) and regrow as many per layer; returns the statistics"
-    c, rate, growth = self.cfg, self.prune_rate() if rate is None else rate, growth or self.cfg.growth
+    "Prune ρ of the active weights (per layer or globally), regrow as many per layer; statistics"
+    c, rate, growth = (self.cfg, self.prune_rate() if rate is None else rate,
+                       growth or self.cfg.growth)
     grow_fn, death_fn, layers = growths[growth], deaths[c.death], {}
     kw = dict(optimizer=self.optimizer, generator=self.growth_gen)
-    todo = [(n, p, self.masks[n], self.targets[n] >= 1) for n, p in zip(self.names, self.params) if c.prune_dense_layers or self.targets[n] < 1]
+    todo = [(n, p, self.masks[n], self.targets[n] >= 1) for n, p in zip(self.names, self.params)
+            if c.prune_dense_layers or self.targets[n] < 1]
     deaths_ = [death_fn(p, **kw) for _, p, _, _ in todo]
-    n_rm = (global_removals([m for _, _, m, _ in todo], deaths_, rate, c.remove_rounding) if (ranking or c.prune_ranking) == 'global' and todo
+    n_rm = (global_removals([m for _, _, m, _ in todo], deaths_, rate, c.remove_rounding)
+            if (ranking or c.prune_ranking) == 'global' and todo
             else [None] * len(todo))
     for (name, p, old, dense), death, nr in zip(todo, deaths_, n_rm):
         bern = growth == 'random' and c.random_growth == 'bernoulli'
         score = grow_fn(p, **kw) if not (dense or bern) else torch.zeros((), device=p.device)
-        surv, new = prune_grow(old, death, score.expand(old.shape), rate, c.remove_rounding, c.tie_break, bern, self.growth_gen, nr)
+        surv, new = prune_grow(old, death, score.expand(old.shape), rate, c.remove_rounding,
+                               c.tie_break, bern, self.growth_gen, nr)
         if dense: new = torch.ones_like(old)
         keep = p.detach().clone() if c.keep_value_if_regrown else None
         p.mul_(surv)
@@ -309,16 +353,20 @@ def update(self:SparseController, rate:float|None=None, growth:str|None=None, ki
             if st.get(k) is None or c.keep_stale_momentum: continue
             if self.dense_momentum: st[k].masked_fill_(new & ~surv, 0)
             else: st[k].mul_(surv)
-        cnt = torch.stack([old.count_nonzero(), surv.count_nonzero(), (new & ~surv).count_nonzero(), (new & ~old).count_nonzero(),
+        cnt = torch.stack([old.count_nonzero(), surv.count_nonzero(),
+                           (new & ~surv).count_nonzero(), (new & ~old).count_nonzero(),
                            (old & ~new).count_nonzero()]).tolist()
-        layers[name] = dict(active=cnt[0], removed=cnt[0] - cnt[1], regrown=cnt[2], new=cnt[3], dropped=cnt[4])
+        layers[name] = dict(active=cnt[0], removed=cnt[0] - cnt[1], regrown=cnt[2], new=cnt[3],
+                            dropped=cnt[4])
         old.copy_(new)
     self.broadcast(self.masks)
     self._refresh()
     for k, m in self.masks.items(): self.ever_active[k] |= m
     tot = lambda f: sum(l[f] for l in layers.values())
-    stats = dict(step=self.step, kind=kind, rate=rate, growth=growth, removed=tot('removed'), regrown=tot('regrown'),
-                 churn=tot('new') / max(tot('active'), 1), density=self.masks.density, itop=self.itop_rate())
+    stats = dict(step=self.step, kind=kind, rate=rate, growth=growth, removed=tot('removed'),
+                 regrown=tot('regrown'),
+                 churn=tot('new') / max(tot('active'), 1), density=self.masks.density,
+                 itop=self.itop_rate())
     self.history.append(stats)
     self.last_layers = pd.DataFrame.from_dict(layers, orient='index')
     return stats
@@ -332,7 +380,7 @@ def history_df(self:SparseController)->pd.DataFrame:
 # %% ../nbs/04_dst.ipynb #914ae1b0
 @patch
 def dense_grads(self:SparseController, batch:tuple, loss_fn:Callable=F.cross_entropy):
-    "Set `.grad` of every parameter to the dense gradient on `batch = (x, y)`, leaving buffers (BN statistics) unchanged"
+    "Set `.grad` of every parameter to the dense gradient on `batch = (x, y)`; buffers are kept"
     bufs = {k: b.clone() for k, b in self.model.named_buffers()}
     self.model.zero_grad()
     with torch.enable_grad(): loss_fn(self.grad_model(batch[0]), batch[1]).backward()
@@ -340,14 +388,16 @@ def dense_grads(self:SparseController, batch:tuple, loss_fn:Callable=F.cross_ent
         for k, b in self.model.named_buffers(): b.copy_(bufs[k])
 
 @patch
-def explore(self:SparseController, rate:float|None=None, growth:str|None=None, batch:tuple|None=None,
+def explore(self:SparseController, rate:float|None=None, growth:str|None=None,
+            batch:tuple|None=None,
             loss_fn:Callable=F.cross_entropy, ranking:str|None=None)->dict:
     "EDST global exploration: prune `q` of the active weights and regrow as many per layer"
     growth = growth or self.cfg.explore_growth or self.cfg.growth
     if growth == 'gradient':
         if batch is not None: self.dense_grads(batch, loss_fn)
         elif getattr(self, '_grads_masked', False):
-            raise ConfigError("gradient growth in explore needs dense gradients, but the last step masked them: pass batch=(x, y), a fresh training batch")
+            raise ConfigError("gradient growth in explore needs dense gradients, but the last step "
+                              "masked them: pass batch=(x, y), a fresh training batch")
     stats = self.update(self.cfg.explore_rate if rate is None else rate, growth, kind='explore',
                         ranking=ranking or self.cfg.explore_ranking)
     if self.cfg.restart_schedule_on_explore: self.schedule_start = self.step
@@ -357,8 +407,10 @@ def explore(self:SparseController, rate:float|None=None, growth:str|None=None, b
 @patch
 def state_dict(self:SparseController)->dict:
     "Masks, exploration statistics, counters and generator states"
-    return dict(masks=self.masks.state_dict(), ever_active=self.ever_active.state_dict(), targets=dict(self.targets),
-                step=self.step, schedule_start=self.schedule_start, history=list(self.history), cfg=self.cfg.to_dict(),
+    return dict(masks=self.masks.state_dict(), ever_active=self.ever_active.state_dict(),
+                targets=dict(self.targets),
+                step=self.step, schedule_start=self.schedule_start, history=list(self.history),
+                cfg=self.cfg.to_dict(),
                 mask_gen=self.mask_gen.get_state(), growth_gen=self.growth_gen.get_state())
 
 @patch
@@ -366,12 +418,17 @@ def load_state_dict(self:SparseController, sd:dict):
     "Restore the state saved by `state_dict` in place (masks must name the same layers)"
     try:
         masks, ever = Masks.from_state_dict(sd['masks']), Masks.from_state_dict(sd['ever_active'])
-        if list(masks) != self.names or any(masks[k].shape != m.shape for k, m in self.masks.items()):
-            raise CheckpointError(f"the saved masks name layers {list(masks)[:3]}… but the model has {self.names[:3]}…: resume with the same architecture")
+        if list(masks) != self.names or any(masks[k].shape != m.shape
+                                            for k, m in self.masks.items()):
+            raise CheckpointError(f"the saved masks name layers {list(masks)[:3]}… but the model "
+                                  f"has {self.names[:3]}…: resume with the same architecture")
         for k, m in self.masks.items(): m.copy_(masks[k]); self.ever_active[k].copy_(ever[k])
-        self.targets, self.step, self.schedule_start, self.history = dict(sd['targets']), sd['step'], sd['schedule_start'], list(sd['history'])
+        self.targets, self.step = dict(sd['targets']), sd['step']
+        self.schedule_start, self.history = sd['schedule_start'], list(sd['history'])
         self.mask_gen.set_state(sd['mask_gen']); self.growth_gen.set_state(sd['growth_gen'])
-    except KeyError as e: raise CheckpointError(f"sparse controller state lacks {e}: the checkpoint is corrupt or from another version") from None
+    except KeyError as e:
+        raise CheckpointError(f"sparse controller state lacks {e}: the checkpoint is corrupt or "
+                              "from another version") from None
     self._refresh()
 
 # %% ../nbs/04_dst.ipynb #2cf54c33

@@ -25,18 +25,23 @@ __all__ = ['TRAIN_METHODS', 'layer_nnz', 'FlopCount', 'inference_flops', 'sparse
 # %% ../nbs/06a_flops.ipynb #4b58501e
 def _mods(model:nn.Module)->dict:
     "Parameter name of the weight → module, for every conv and linear module"
-    return {(f'{n}.weight' if n else 'weight'): m for n, m in model.named_modules() if isinstance(m, MASKED_TYPES)}
+    return {(f'{n}.weight' if n else 'weight'): m for n, m in model.named_modules()
+            if isinstance(m, MASKED_TYPES)}
 
 def layer_nnz(model:nn.Module, masks=None)->dict:
-    "Weight name → (numel, non-zeros) of every conv and linear layer under `masks` (None, a mask dict, densities or 'weights')"
+    "Weight name → (numel, non-zeros) of every conv and linear layer under `masks`"
     mods = _mods(model)
     if isinstance(masks, str):
-        if masks != 'weights': raise ConfigError(f"masks must be None, a mask dict, a density dict or 'weights', got {masks!r}")
-        if any(m.weight.is_meta for m in mods.values()): raise ConfigError("masks='weights' needs real weights: the model is on the meta device; pass the masks instead")
+        if masks != 'weights': raise ConfigError("masks must be None, a mask dict, a density dict "
+                                                 f"or 'weights', got {masks!r}")
+        if any(m.weight.is_meta for m in mods.values()): raise ConfigError(
+            "masks='weights' needs real weights: the model is on the meta device; pass the masks "
+            "instead")
         return {k: (m.weight.numel(), int(torch.count_nonzero(m.weight))) for k, m in mods.items()}
     masks = dict(masks or {})
     unknown = sorted(set(masks) - set(mods))
-    if unknown: raise ConfigError(f"masks name unknown layers {unknown[:3]}: use weight names such as {list(mods)[:3]}")
+    if unknown: raise ConfigError(f"masks name unknown layers {unknown[:3]}: use weight names such "
+                                  f"as {list(mods)[:3]}")
     out = {}
     for k, m in mods.items():
         n, v = m.weight.numel(), masks.get(k)
@@ -45,7 +50,8 @@ def layer_nnz(model:nn.Module, masks=None)->dict:
             if not 0 <= v <= 1: raise ConfigError(f"density of {k!r} must be in [0, 1], got {v}")
             out[k] = (n, v * n)
         else:
-            if tuple(v.shape) != tuple(m.weight.shape): raise ConfigError(f"mask {k!r} has shape {tuple(v.shape)}, the weight {tuple(m.weight.shape)}")
+            if tuple(v.shape) != tuple(m.weight.shape): raise ConfigError(
+                f"mask {k!r} has shape {tuple(v.shape)}, the weight {tuple(m.weight.shape)}")
             out[k] = (n, int(torch.count_nonzero(v)))
     return out
 
@@ -68,7 +74,9 @@ class FlopCount:
         "f_S / f_D: sparse over dense forward FLOPs"
         return self.macs / max(self.dense_macs, 1)
     def __repr__(self):
-        return f"FlopCount({self.flops:,.0f} FLOPs = 2 × {self.macs:,.0f} MACs; dense {self.dense_flops:,.0f} FLOPs; fraction {self.fraction:.4f}; input {self.input_shape})"
+        return (f"FlopCount({self.flops:,.0f} FLOPs = 2 × {self.macs:,.0f} MACs; dense "
+                f"{self.dense_flops:,.0f} FLOPs; fraction {self.fraction:.4f}; input "
+                f"{self.input_shape})")
 
 # %% ../nbs/06a_flops.ipynb #b3d3846f
 def _positions(m:nn.Module, out:Tensor)->int:
@@ -81,7 +89,7 @@ def _input(x, device)->Tensor:
     return torch.empty_like(x, device='meta') if device == 'meta' else x
 
 def _forward(model:nn.Module, x, meta:bool=True, hooks=None):
-    "One eval-mode forward pass without gradients, on the meta device by default; the model is left unchanged"
+    "One eval-mode forward pass without gradients (meta device by default); the model is unchanged"
     state = dict(itertools.chain(model.named_parameters(), model.named_buffers()))
     dev = 'meta' if meta else next(iter(state.values()), torch.empty(0)).device
     handles = [m.register_forward_hook(h) for m, h in (hooks or {}).items()]
@@ -89,7 +97,9 @@ def _forward(model:nn.Module, x, meta:bool=True, hooks=None):
     try:
         model.eval()
         with torch.no_grad():
-            if meta: return functional_call(model, {k: torch.empty_like(v, device='meta') for k, v in state.items()}, (_input(x, dev),))
+            if meta: return functional_call(model,
+                                            {k: torch.empty_like(v, device='meta')
+                                             for k, v in state.items()}, (_input(x, dev),))
             return model(_input(x, dev))
     finally:
         model.train(was)
@@ -97,38 +107,46 @@ def _forward(model:nn.Module, x, meta:bool=True, hooks=None):
 
 # %% ../nbs/06a_flops.ipynb #873dc552
 def inference_flops(model:nn.Module,
-                    x, # input shape with batch first, e.g. (1, 3, 32, 32), or an example input tensor
-                    masks=None, # None (dense), a mask dict, a density dict, or 'weights' (non-zeros of the weights)
-                    meta:bool=True, # count on the meta device (shapes only); False: a real forward on the model's device
+                    x, # input shape, batch first (e.g. (1, 3, 32, 32)), or an example input
+                    masks=None, # None (dense), a mask or density dict, or 'weights' (non-zeros)
+                    meta:bool=True, # count on the meta device (shapes only); False: a real forward
                    )->FlopCount:
     "Sparse-aware conv/linear FLOPs and MACs of one forward pass of `model` on `x`"
     mods, pos = _mods(model), {}
-    if not mods: raise ConfigError("the model has no conv or linear layer to count: FLOPs cover nn.Conv*d and nn.Linear only")
+    if not mods: raise ConfigError("the model has no conv or linear layer to count: FLOPs cover "
+                                   "nn.Conv*d and nn.Linear only")
     def hook(name):
         def _h(m, inp, out): pos[name] = pos.get(name, 0) + _positions(m, out)
         return _h
     _forward(model, x, meta, {m: hook(k) for k, m in mods.items()})
     nnz = layer_nnz(model, masks)
-    rows = [dict(layer=k, type=type(m).__name__, shape='×'.join(map(str, m.weight.shape)), positions=pos.get(k, 0),
+    rows = [
+        dict(layer=k, type=type(m).__name__, shape='×'.join(map(str, m.weight.shape)),
+             positions=pos.get(k, 0),
                  numel=nnz[k][0], nnz=nnz[k][1], density=nnz[k][1] / nnz[k][0],
-                 dense_macs=nnz[k][0] * pos.get(k, 0), macs=nnz[k][1] * pos.get(k, 0)) for k, m in mods.items()]
+                 dense_macs=nnz[k][0] * pos.get(k, 0), macs=nnz[k][1] * pos.get(k, 0))
+                 for k, m in mods.items()]
     shape = tuple(x) if isinstance(x, (tuple, list, torch.Size)) else tuple(x.shape)
     return FlopCount(pd.DataFrame(rows), shape)
 
 # %% ../nbs/06a_flops.ipynb #33fa3dc1
 @patch
 def report(self:FlopCount)->pd.DataFrame:
-    "Per-layer table with a final `total` row: positions, numel, nnz, density, dense MACs, MACs and FLOPs"
+    "Per-layer table and a `total` row: positions, numel, nnz, density, dense MACs, MACs, FLOPs"
     df = self.layers.copy()
-    tot = dict(layer='total', type='', shape='', positions=df.positions.sum(), numel=df.numel.sum(), nnz=df.nnz.sum(),
-               density=df.nnz.sum() / max(df.numel.sum(), 1), dense_macs=self.dense_macs, macs=self.macs)
+    tot = dict(layer='total', type='', shape='', positions=df.positions.sum(),
+               numel=df.numel.sum(), nnz=df.nnz.sum(),
+               density=df.nnz.sum() / max(df.numel.sum(), 1), dense_macs=self.dense_macs,
+               macs=self.macs)
     df = pd.concat([df, pd.DataFrame([tot])], ignore_index=True)
     df['flops'] = 2 * df.macs
     return df
 
 @patch
 def _repr_markdown_(self:FlopCount)->str:
-    return f"**{self.flops:,.0f} FLOPs** (= 2 × {self.macs:,.0f} MACs), {self.fraction:.4f} × dense {self.dense_flops:,.0f} FLOPs, input {self.input_shape}\n\n" + md_table(self.report())
+    return (f"**{self.flops:,.0f} FLOPs** (= 2 × {self.macs:,.0f} MACs), {self.fraction:.4f} × "
+            f"dense {self.dense_flops:,.0f} FLOPs, input {self.input_shape}\n\n"
+            + md_table(self.report()))
 
 # %% ../nbs/06a_flops.ipynb #aec06100
 def _mm_flops(*args, out_val=None, **kwargs)->int:
@@ -144,28 +162,32 @@ def _conv_flops(x, w, *args, out_val=None, **kwargs)->int:
 _mm_flops._get_raw = _conv_flops._get_raw = True
 
 def sparse_flop_formulas()->dict:
-    "`custom_mapping` for `FlopCounterMode` that counts matmul and convolution FLOPs from weight non-zeros"
+    "`custom_mapping` for `FlopCounterMode`: matmul and convolution FLOPs from weight non-zeros"
     aten = torch.ops.aten
-    convs = [aten.convolution, aten._convolution, aten.cudnn_convolution, aten._slow_conv2d_forward, aten.convolution_overrideable]
+    convs = [aten.convolution, aten._convolution, aten.cudnn_convolution,
+             aten._slow_conv2d_forward, aten.convolution_overrideable]
     return {aten.mm: _mm_flops, aten.addmm: _mm_flops, **{op: _conv_flops for op in convs}}
 
 # %% ../nbs/06a_flops.ipynb #93c711b0
 def counter_flops(model:nn.Module, x, # input shape (batch first) or an example input tensor
                   masks:Mapping|None=None, # mask dict applied to a functional copy of the weights
-                  sparse:bool=True, # count weight non-zeros; False: PyTorch's dense formulas (run on the meta device)
+                  sparse:bool=True, # count weight non-zeros; False: PyTorch's dense formulas
                  )->int:
-    "Forward FLOPs measured by `FlopCounterMode`, sparse-aware with `sparse_flop_formulas` (a real forward pass)"
+    "Forward FLOPs measured by `FlopCounterMode` with `sparse_flop_formulas` (a real forward pass)"
     if not sparse:
         with FlopCounterMode(display=False) as fc: _forward(model, x, meta=True)
         return fc.get_total_flops()
     params = dict(model.named_parameters())
     unknown = sorted(set(masks or {}) - set(params))
     if unknown: raise ConfigError(f"masks name unknown parameters {unknown[:3]}")
-    state = {**dict(model.named_buffers()), **{k: p.detach() * masks[k].to(p.device) if k in (masks or {}) else p.detach() for k, p in params.items()}}
+    state = {**dict(model.named_buffers()),
+             **{k: p.detach() * masks[k].to(p.device) if k in (masks or {}) else p.detach()
+                for k, p in params.items()}}
     was = model.training
     try:
         model.eval()
-        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=sparse_flop_formulas()) as fc:
+        with torch.no_grad(), FlopCounterMode(display=False,
+                                              custom_mapping=sparse_flop_formulas()) as fc:
             functional_call(model, state, (_input(x, next(iter(params.values())).device),))
     finally: model.train(was)
     return fc.get_total_flops()
@@ -176,8 +198,11 @@ def ensemble_inference_flops(model:nn.Module, x, # the shared architecture and i
                              names:Sequence|None=None)->pd.DataFrame:
     "One row per member (FLOPs, MACs, f_S / f_D) and an `ensemble` row with their sums"
     counts = [inference_flops(model, x, m) for m in masks]
-    rows = [dict(member=n, flops=c.flops, macs=c.macs, fraction=c.fraction) for n, c in zip(names or range(len(counts)), counts)]
-    rows.append(dict(member='ensemble', flops=sum(c.flops for c in counts), macs=sum(c.macs for c in counts),
+    rows = [dict(member=n, flops=c.flops, macs=c.macs, fraction=c.fraction)
+            for n, c in zip(names or range(len(counts)), counts)]
+    rows.append(
+        dict(member='ensemble', flops=sum(c.flops for c in counts),
+             macs=sum(c.macs for c in counts),
                      fraction=sum(c.flops for c in counts) / counts[0].dense_flops))
     return pd.DataFrame(rows)
 
@@ -190,16 +215,18 @@ def step_flops(method:str, # 'dense', 'static', 'set', 'snfs' or 'rigl'
                delta_t:int=1000, # ΔT, steps between topology updates (rigl)
               )->float:
     "Training FLOPs per example per optimisation step (RigL conventions)"
-    if method not in TRAIN_METHODS: raise ConfigError(f"unknown training method {method!r}: use one of {TRAIN_METHODS}")
+    if method not in TRAIN_METHODS: raise ConfigError(f"unknown training method {method!r}: use "
+                                                      f"one of {TRAIN_METHODS}")
     if method == 'dense': return 3 * f_d
     if f_s is None: raise ConfigError(f"method {method!r} needs the sparse forward FLOPs f_s")
     if method in ('static', 'set'): return 3 * f_s
     if method == 'snfs': return 2 * f_s + f_d
-    if delta_t < 1: raise ConfigError(f"delta_t (ΔT) must be a positive number of steps, got {delta_t}")
+    if delta_t < 1: raise ConfigError("delta_t (ΔT) must be a positive number of steps, got "
+                                      f"{delta_t}")
     return (3 * f_s * delta_t + 2 * f_s + f_d) / (delta_t + 1)
 
 def train_flops(method:str, f_d:float, f_s:float|None=None,
-                n_examples:int=45_000, # training examples per epoch (45k: CIFAR train minus the 5k validation split)
+                n_examples:int=45_000, # training examples per epoch (CIFAR: 50k − 5k validation)
                 epochs:float=250, delta_t:int=1000)->float:
     "Total training FLOPs of one run: step cost × examples per epoch × epochs"
     return step_flops(method, f_d, f_s, delta_t) * n_examples * epochs
@@ -208,58 +235,78 @@ def train_flops(method:str, f_d:float, f_s:float|None=None,
 def _per_member(f_s, members:int)->list:
     "Per-member sparse forward FLOPs: a scalar repeated M times, or a list of M values"
     fs = list(f_s) if isinstance(f_s, Sequence) else [f_s] * members
-    if len(fs) != members: raise ConfigError(f"got {len(fs)} f_s values for {members} members: give one per member or a scalar")
+    if len(fs) != members: raise ConfigError(f"got {len(fs)} f_s values for {members} members: "
+                                             "give one per member or a scalar")
     return fs
 
 def run_flops(method:str, f_d:float, f_s=None, # f_S per member: a scalar or a list of M values
               members:int=1, epochs:float=250, n_examples:int=45_000, delta_t:int=1000,
               name:str|None=None, density:float|None=None)->dict:
-    "Table row for M independent runs of `method` (one run: a single model; dense M: a deep ensemble)"
+    "Table row for M independent runs of `method` (one: a single model; M dense: a deep ensemble)"
     fs = [f_d] * members if method == 'dense' else _per_member(f_s, members)
-    return dict(method=name or method, members=members, density=1. if method == 'dense' else density, epochs=epochs,
+    return dict(method=name or method, members=members,
+                density=1. if method == 'dense' else density, epochs=epochs,
                 fs_over_fd=sum(fs) / members / f_d,
-                train_flops=sum(train_flops(method, f_d, f, n_examples, epochs, delta_t) for f in fs), inference_flops=sum(fs))
+                train_flops=sum(train_flops(method, f_d, f, n_examples, epochs, delta_t)
+                                for f in fs), inference_flops=sum(fs))
 
 # %% ../nbs/06a_flops.ipynb #6152f36b
-def edst_phases(f_d:float, f_s, # f_S: a scalar, or M + 1 values (exploration, then each ticket's phase)
+def edst_phases(f_d:float,
+                f_s, # f_S: a scalar, or M + 1 values (exploration, then each ticket's phase)
                 epochs:int=450, t_ex:int=150, members:int=3, n_examples:int=45_000,
                 method:str='rigl', # per-step rule of the DST updates inside every phase
-                delta_t:int=1000, global_growth:str='gradient', # 'gradient' costs one dense-gradient batch per global exploration
+                delta_t:int=1000,
+                global_growth:str='gradient', # 'gradient': a dense-gradient batch per exploration
                 batch_size:int=128)->pd.DataFrame:
-    "Per-phase training FLOPs of one EDST run: exploration, then global exploration and refinement for each ticket"
-    if epochs <= t_ex or (epochs - t_ex) % members: raise ConfigError(f"E − t_ex = {epochs - t_ex} must be a positive multiple of M = {members}: adjust epochs or t_ex")
+    "Per-phase training FLOPs of one EDST run: exploration, then per ticket its refinement"
+    if epochs <= t_ex or (epochs - t_ex) % members: raise ConfigError(
+        f"E − t_ex = {epochs - t_ex} must be a positive multiple of M = {members}: adjust epochs "
+        "or t_ex")
     fs, t_re = _per_member(f_s, members + 1), (epochs - t_ex) // members
-    rows = [dict(phase='exploration', epochs=t_ex, f_s=fs[0], train_flops=train_flops(method, f_d, fs[0], n_examples, t_ex, delta_t))]
+    rows = [
+        dict(phase='exploration', epochs=t_ex, f_s=fs[0],
+             train_flops=train_flops(method, f_d, fs[0], n_examples, t_ex, delta_t))]
     for i in range(1, members + 1):
         if i > 1: rows.append(dict(phase=f'global exploration {i}', epochs=0, f_s=fs[i],
-                                   train_flops=batch_size * step_flops('snfs', f_d, fs[i]) if global_growth == 'gradient' else 0.))
-        rows.append(dict(phase=f'refine {i}', epochs=t_re, f_s=fs[i], train_flops=train_flops(method, f_d, fs[i], n_examples, t_re, delta_t)))
+                                   train_flops=batch_size * step_flops('snfs', f_d, fs[i])
+                                   if global_growth == 'gradient' else 0.))
+        rows.append(
+            dict(phase=f'refine {i}', epochs=t_re, f_s=fs[i],
+                 train_flops=train_flops(method, f_d, fs[i], n_examples, t_re, delta_t)))
     return pd.DataFrame(rows)
 
-def edst_flops(f_d:float, f_s, epochs:int=450, t_ex:int=150, members:int=3, n_examples:int=45_000, method:str='rigl',
-               delta_t:int=1000, global_growth:str='gradient', batch_size:int=128, name:str='EDST Ensemble', density:float|None=None)->dict:
+def edst_flops(f_d:float, f_s, epochs:int=450, t_ex:int=150, members:int=3, n_examples:int=45_000,
+               method:str='rigl',
+               delta_t:int=1000, global_growth:str='gradient', batch_size:int=128,
+               name:str='EDST Ensemble', density:float|None=None)->dict:
     "Table row for one EDST run producing M tickets (inference: the M tickets)"
-    ph = edst_phases(f_d, f_s, epochs, t_ex, members, n_examples, method, delta_t, global_growth, batch_size)
+    ph = edst_phases(f_d, f_s, epochs, t_ex, members, n_examples, method, delta_t, global_growth,
+                     batch_size)
     tickets = ph.f_s[ph.phase.str.startswith('refine')]
-    return dict(method=name, members=members, density=density, epochs=epochs, fs_over_fd=tickets.mean() / f_d,
+    return dict(method=name, members=members, density=density, epochs=epochs,
+                fs_over_fd=tickets.mean() / f_d,
                 train_flops=ph.train_flops.sum(), inference_flops=tickets.sum())
 
 # %% ../nbs/06a_flops.ipynb #94591ec3
-def imp_flops(f_d:float, level_f_s:Sequence, # f_S of every level, level 0 first (f_D for the dense level)
-              epochs=250, # epochs per level: a number, or one per level (e.g. shorter after rewinding)
+def imp_flops(f_d:float,
+              level_f_s:Sequence, # f_S of every level, level 0 first (f_D for the dense level)
+              epochs=250, # epochs per level: a number, or one per level (shorter after rewinding)
               n_examples:int=45_000, name:str='IMP', density:float|None=None)->dict:
-    "Table row for IMP: one static-sparse training run per level; inference is the last level's ticket"
+    "Table row for IMP: a static-sparse training run per level; inference: the last level's ticket"
     eps = list(epochs) if isinstance(epochs, Sequence) else [epochs] * len(level_f_s)
-    if len(eps) != len(level_f_s): raise ConfigError(f"got {len(eps)} epoch counts for {len(level_f_s)} levels")
-    return dict(method=name, members=1, density=density, epochs=sum(eps), fs_over_fd=level_f_s[-1] / f_d,
-                train_flops=sum(train_flops('static', f_d, f, n_examples, e) for f, e in zip(level_f_s, eps)),
+    if len(eps) != len(level_f_s): raise ConfigError(f"got {len(eps)} epoch counts for "
+                                                     f"{len(level_f_s)} levels")
+    return dict(method=name, members=1, density=density, epochs=sum(eps),
+                fs_over_fd=level_f_s[-1] / f_d,
+                train_flops=sum(train_flops('static', f_d, f, n_examples, e)
+                                for f, e in zip(level_f_s, eps)),
                 inference_flops=level_f_s[-1])
 
 def pool_search_flops(f_s:float, # forward FLOPs per example of the candidate (ticket or pool)
                       evaluations:int, # number of candidates evaluated
                       bn_examples:int=45_000, # examples per BN recalibration pass (0: none)
                       val_examples:int=5_000)->float:
-    "Forward FLOPs of a Lottery Pools search: a BN recalibration and a validation pass per candidate"
+    "Forward FLOPs of a Lottery Pools search: BN recalibration and a validation pass per candidate"
     return evaluations * (bn_examples + val_examples) * f_s
 
 # %% ../nbs/06a_flops.ipynb #3c2877a3
@@ -269,6 +316,8 @@ def flops_table(rows:Sequence, # rows from run_flops / edst_flops / imp_flops
                )->pd.DataFrame:
     "Training and inference FLOPs per method, absolute and as multiples of one dense run"
     df = pd.DataFrame(list(rows))
-    df['train_x_dense'] = df.train_flops / train_flops('dense', f_d, n_examples=n_examples, epochs=epochs)
+    df['train_x_dense'] = df.train_flops / train_flops('dense', f_d, n_examples=n_examples,
+                                                       epochs=epochs)
     df['inference_x_dense'] = df.inference_flops / f_d
-    return df[['method', 'members', 'density', 'epochs', 'fs_over_fd', 'train_flops', 'train_x_dense', 'inference_flops', 'inference_x_dense']]
+    return df[['method', 'members', 'density', 'epochs', 'fs_over_fd', 'train_flops',
+               'train_x_dense', 'inference_flops', 'inference_x_dense']]

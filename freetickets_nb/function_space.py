@@ -13,10 +13,13 @@ import matplotlib.pyplot as plt
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from fastcore.basics import patch
-from .core import ConfigError, CheckpointError, atomic_save, load_saved, make_generator
+from .core import (ConfigError, CheckpointError, atomic_save, load_saved,
+                                 make_generator)
 from .masks import Masks
 from .metrics import predict
-from .diversity import disagreement_matrix, member_accuracy, normalized_disagreement, mask_distance_matrix, mask_distances, plot_matrices
+from .diversity import (disagreement_matrix, member_accuracy,
+                                      normalized_disagreement, mask_distance_matrix,
+                                      mask_distances, plot_matrices)
 from .plots import new_fig, curves
 
 # %% auto #0
@@ -27,12 +30,13 @@ __all__ = ['TRAJECTORY_FORMAT', 'MASK_SNAPSHOTS_FORMAT', 'EpochRecorder', 'Predi
 
 # %% ../nbs/14_function_space.ipynb #3098dd10
 class EpochRecorder:
-    "Base training callback: a record at epoch 0 (if `at_init`) and after every `every`-th epoch, kept in `records`"
+    "Base training callback: a record at epoch 0 (if `at_init`) and every `every` epochs"
     def __init__(self, every:int=1, # k: record after every k-th epoch
                  at_init:bool=True, # also record before the first epoch (epoch 0)
-                 fname:str|None=None, # file in the run folder rewritten after every record (None: no file)
+                 fname:str|None=None, # run-folder file rewritten after every record (None: none)
                 ):
-        if not (isinstance(every, int) and every >= 1): raise ConfigError(f"every must be a positive number of epochs, got {every!r}")
+        if not (isinstance(every, int) and every >= 1):
+            raise ConfigError(f"every must be a positive number of epochs, got {every!r}")
         self.every, self.at_init, self.fname, self.records = every, at_init, fname, []
     def record(self, trainer)->dict: raise NotImplementedError
     def before_epoch(self, trainer):
@@ -47,22 +51,24 @@ class EpochRecorder:
     def save(self, path): raise NotImplementedError
     @property
     def epochs(self)->list: return [r['epoch'] for r in self.records]
-    def __repr__(self): return f"{type(self).__name__}(every={self.every}, records at epochs {self.epochs})"
+    def __repr__(self):
+        return f"{type(self).__name__}(every={self.every}, records at epochs {self.epochs})"
 
 # %% ../nbs/14_function_space.ipynb #21fcfba4
 TRAJECTORY_FORMAT = 'freetickets_nb.trajectory/1'
 
 class PredictionRecorder(EpochRecorder):
-    "Training callback: the member's softmax predictions `[n, C]` on a fixed, seeded evaluation subset every k epochs"
+    "Training callback: softmax predictions `[n, C]` on a fixed evaluation subset every k epochs"
     def __init__(self, every:int=1, # k: record after every k-th epoch
                  n:int|None=1000, # size of the evaluation subset (None: the whole split)
                  seed:int=0, # seed of the subset draw
                  split:str='test', # split the subset is drawn from: 'val' or 'test'
                  at_init:bool=True, # also record the initial network (epoch 0)
-                 fname:str|None='trajectory.pt', # file in the run folder (None: keep in memory only)
+                 fname:str|None='trajectory.pt', # file in the run folder (None: in memory only)
                  batch_size:int=512):
         super().__init__(every, at_init, fname)
-        if split not in ('train', 'val', 'test'): raise ConfigError(f"unknown split {split!r}: use 'val' or 'test'")
+        if split not in ('train', 'val', 'test'): raise ConfigError(
+            f"unknown split {split!r}: use 'val' or 'test'")
         self.n, self.seed, self.split, self.bs = n, seed, split, batch_size
         self.idx = self.labels = self.ticket = None
 
@@ -70,14 +76,18 @@ class PredictionRecorder(EpochRecorder):
 def _subset_idx(n_total:int, n:int|None, seed:int, split:str)->Tensor:
     "Sorted indices of a seeded random subset of `n` of `n_total` examples (all if None or larger)"
     if n is None or n >= n_total: return torch.arange(n_total)
-    return torch.randperm(n_total, generator=make_generator(seed, 'function_space', split))[:n].sort().values
+    g = make_generator(seed, 'function_space', split)
+    return torch.randperm(n_total, generator=g)[:n].sort().values
 
 @patch
 def predictions(self:PredictionRecorder, trainer)->Tensor:
-    "Softmax probabilities `[n, C]` (float32, CPU) of the trainer's current model on the evaluation subset"
+    "Softmax probabilities `[n, C]` (float32, CPU) of the trainer's model on the evaluation subset"
     s = getattr(trainer.data, self.split)
-    if self.idx is None: self.idx = _subset_idx(len(s), self.n, self.seed, self.split); self.labels = s.y[self.idx].clone()
-    return predict(trainer.model, s.take(self.idx), self.bs, device=trainer.device, mean=trainer.data.mean, std=trainer.data.std).probs[0]
+    if self.idx is None:
+        self.idx = _subset_idx(len(s), self.n, self.seed, self.split)
+        self.labels = s.y[self.idx].clone()
+    return predict(trainer.model, s.take(self.idx), self.bs, device=trainer.device,
+                   mean=trainer.data.mean, std=trainer.data.std).probs[0]
 
 @patch
 def record(self:PredictionRecorder, trainer)->dict: return dict(probs=self.predictions(trainer))
@@ -85,96 +95,124 @@ def record(self:PredictionRecorder, trainer)->dict: return dict(probs=self.predi
 # %% ../nbs/14_function_space.ipynb #d8fa50d1
 @patch
 def after_epoch(self:PredictionRecorder, trainer, row:dict):
-    if trainer.best['epoch'] == trainer.epoch: self.ticket = dict(epoch=trainer.epoch, probs=self.predictions(trainer))
+    if trainer.best['epoch'] == trainer.epoch:
+        self.ticket = dict(epoch=trainer.epoch, probs=self.predictions(trainer))
     EpochRecorder.after_epoch(self, trainer, row)
 
 @patch
 def trajectory(self:PredictionRecorder)->dict:
-    "The recording: `probs` [T, n, C], `epochs`, `steps`, `idx`, `labels`, `ticket_epoch`, `ticket_probs` and the settings"
-    if not self.records: raise ConfigError("nothing recorded yet: attach the recorder to a Trainer and train")
+    "The recording: `probs` [T, n, C], `epochs`, `steps`, `idx`, `labels`, ticket, settings"
+    if not self.records: raise ConfigError("nothing recorded yet: attach the recorder to a Trainer "
+                                           "and train")
     t = self.ticket or {}
-    return dict(format=TRAJECTORY_FORMAT, probs=torch.stack([r['probs'] for r in self.records]), epochs=self.epochs,
-                steps=[r['step'] for r in self.records], idx=self.idx, labels=self.labels, split=self.split, seed=self.seed,
+    return dict(format=TRAJECTORY_FORMAT, probs=torch.stack([r['probs'] for r in self.records]),
+                epochs=self.epochs,
+                steps=[r['step'] for r in self.records], idx=self.idx, labels=self.labels,
+                split=self.split, seed=self.seed,
                 every=self.every, ticket_epoch=t.get('epoch'), ticket_probs=t.get('probs'))
 
 @patch
 def save(self:PredictionRecorder, path): return atomic_save(self.trajectory(), path)
 
 @patch
-def state_dict(self:PredictionRecorder)->dict: return dict(records=list(self.records), idx=self.idx, labels=self.labels, ticket=self.ticket)
+def state_dict(self:PredictionRecorder)->dict:
+    return dict(records=list(self.records), idx=self.idx, labels=self.labels, ticket=self.ticket)
 
 @patch
-def load_state_dict(self:PredictionRecorder, sd:dict): self.records, self.idx, self.labels, self.ticket = list(sd['records']), sd['idx'], sd['labels'], sd['ticket']
+def load_state_dict(self:PredictionRecorder, sd:dict):
+    self.records, self.idx, self.labels, self.ticket = (list(sd['records']), sd['idx'],
+                                                        sd['labels'], sd['ticket'])
 
 def load_trajectory(path)->dict:
-    "A trajectory written by `PredictionRecorder`, raising `CheckpointError` when missing, corrupt or of another format"
-    return load_saved(path, 'prediction trajectory file', missing='train with a PredictionRecorder callback', corrupt='record it again', fmt=TRAJECTORY_FORMAT)
+    "A trajectory written by `PredictionRecorder` (`CheckpointError` if missing or corrupt)"
+    return load_saved(path, 'prediction trajectory file',
+                      missing='train with a PredictionRecorder callback',
+                      corrupt='record it again', fmt=TRAJECTORY_FORMAT)
 
 # %% ../nbs/14_function_space.ipynb #ae3507e9
 MASK_SNAPSHOTS_FORMAT = 'freetickets_nb.mask_snapshots/1'
 
 class MaskRecorder(EpochRecorder):
-    "Training callback: the member's masks, update count and ITOP rate at epoch 0 and every k epochs"
-    def __init__(self, every:int=1, at_init:bool=True, fname:str|None='masks.pt'): super().__init__(every, at_init, fname)
+    "Training callback: the member's masks, update count and ITOP rate at epoch 0, every k epochs"
+    def __init__(self, every:int=1, at_init:bool=True, fname:str|None='masks.pt'):
+        super().__init__(every, at_init, fname)
     def record(self, trainer)->dict:
         sp = trainer.sparse
-        if sp is None: raise ConfigError("MaskRecorder needs a sparse run (density < 1 or static masks): this run is dense")
-        return dict(updates=len(sp.history), itop=sp.itop_rate(), density=sp.masks.density, masks=sp.masks.state_dict())
-    def save(self, path): return atomic_save(dict(format=MASK_SNAPSHOTS_FORMAT, records=self.records), path)
+        if sp is None: raise ConfigError("MaskRecorder needs a sparse run (density < 1 or static "
+                                         "masks): this run is dense")
+        return dict(updates=len(sp.history), itop=sp.itop_rate(), density=sp.masks.density,
+                    masks=sp.masks.state_dict())
+    def save(self, path):
+        return atomic_save(dict(format=MASK_SNAPSHOTS_FORMAT, records=self.records), path)
     def snapshots(self)->list:
         "The records with their masks unpacked to `Masks`"
         return _unpacked(self.records)
 
-def _unpacked(records:list)->list: return [{**r, 'masks': Masks.from_state_dict(r['masks'])} for r in records]
+def _unpacked(records:list)->list:
+    return [{**r, 'masks': Masks.from_state_dict(r['masks'])} for r in records]
 
 def load_mask_snapshots(path)->list:
-    "Mask snapshots written by `MaskRecorder` (masks unpacked), raising `CheckpointError` when missing or of another format"
-    d = load_saved(path, 'mask snapshot file', missing='train with a MaskRecorder callback', corrupt='record it again', fmt=MASK_SNAPSHOTS_FORMAT)
+    "Mask snapshots written by `MaskRecorder`, unpacked (`CheckpointError` if missing or foreign)"
+    d = load_saved(path, 'mask snapshot file', missing='train with a MaskRecorder callback',
+                   corrupt='record it again', fmt=MASK_SNAPSHOTS_FORMAT)
     return _unpacked(d['records'])
 
 # %% ../nbs/14_function_space.ipynb #874f9f02
 def _as_traj(t)->dict:
-    "A trajectory dict from a recorder dict or a bare `[T, n, C]` tensor (its last point is the ticket)"
+    "A trajectory dict from a recorder dict or a bare `[T, n, C]` tensor (last point: the ticket)"
     if isinstance(t, Mapping):
         d = dict(t)
         d.setdefault('epochs', list(range(len(d['probs']))))
         d.setdefault('ticket_epoch', d['epochs'][-1])
         return d
     p = torch.as_tensor(t)
-    if p.ndim != 3: raise ConfigError(f"a trajectory is a recorder dict or probabilities [T, n, C], got shape {tuple(p.shape)}")
-    return dict(probs=p, epochs=list(range(len(p))), ticket_epoch=len(p) - 1, ticket_probs=None, idx=None)
+    if p.ndim != 3: raise ConfigError("a trajectory is a recorder dict or probabilities [T, n, "
+                                      f"C], got shape {tuple(p.shape)}")
+    return dict(probs=p, epochs=list(range(len(p))), ticket_epoch=len(p) - 1, ticket_probs=None,
+                idx=None)
 
-def trajectory_points(trajs:Mapping, # member name → trajectory (`load_trajectory` dict or [T, n, C] probabilities)
+def trajectory_points(
+    trajs:Mapping, # member name → trajectory (`load_trajectory` dict or [T, n, C] probabilities)
                       log:bool=False, # log-probabilities instead of probabilities
                      )->tuple:
-    "`(X, meta)`: prediction vectors `[P, n·C]` (float64) and a table of member, point, epoch, start and ticket flags"
+    "`(X, meta)`: prediction vectors `[P, n·C]` (float64) and their member, point, epoch and flags"
     trajs, X, rows = {m: _as_traj(t) for m, t in trajs.items()}, [], []
     ref = next(iter(trajs.values()))
     for m, t in trajs.items():
-        if t['probs'].shape[1:] != ref['probs'].shape[1:] or (t.get('idx') is not None and ref.get('idx') is not None and not torch.equal(t['idx'], ref['idx'])):
-            raise ConfigError(f"member {m!r} was recorded on another evaluation subset: record every member with the same n, seed and split")
+        other_idx = t.get('idx') is not None and ref.get('idx') is not None
+        other_idx = other_idx and not torch.equal(t['idx'], ref['idx'])
+        if t['probs'].shape[1:] != ref['probs'].shape[1:] or other_idx:
+            raise ConfigError(f"member {m!r} was recorded on another evaluation subset: record "
+                              "every member with the same n, seed and split")
         pts = list(zip(t['epochs'], t['probs']))
-        if t['ticket_epoch'] is not None and t['ticket_epoch'] not in t['epochs'] and t.get('ticket_probs') is not None:
+        late = t['ticket_epoch'] is not None and t['ticket_epoch'] not in t['epochs']
+        if late and t.get('ticket_probs') is not None:
             pts = sorted(pts + [(t['ticket_epoch'], t['ticket_probs'])], key=lambda e: e[0])
         for i, (e, p) in enumerate(pts):
-            X.append(p.double().clamp_min(1e-12).log().reshape(-1) if log else p.double().reshape(-1))
-            rows.append(dict(member=m, point=i, epoch=e, start=i == 0, ticket=e == t['ticket_epoch']))
+            X.append(p.double().clamp_min(1e-12).log().reshape(-1) if log
+                     else p.double().reshape(-1))
+            rows.append(
+                dict(member=m, point=i, epoch=e, start=i == 0, ticket=e == t['ticket_epoch']))
     return torch.stack(X).numpy(), pd.DataFrame(rows)
 
 # %% ../nbs/14_function_space.ipynb #b1821f47
-def tsne_trajectories(trajs:Mapping, # member name → trajectory (`load_trajectory` dict or [T, n, C] probabilities)
+def tsne_trajectories(
+    trajs:Mapping, # member name → trajectory (`load_trajectory` dict or [T, n, C] probabilities)
                       seed:int=0, # `random_state` of t-SNE
                       perplexity:float|None=None, # default min(30, (P − 1)/3) for P points
                       pca_dim:int|None=50, # PCA dimensions before t-SNE (None: none)
                       log:bool=False, # embed log-probabilities
                      )->pd.DataFrame:
-    "One row per recorded point: member, point, epoch, start/ticket flags, t-SNE and PCA coordinates"
+    "One row per recorded point: member, point, epoch, start/ticket flags, t-SNE and PCA coords"
     X, df = trajectory_points(trajs, log)
     P = len(X)
-    if P < 4: raise ConfigError(f"t-SNE needs at least 4 points, got {P}: record more often (smaller every) or more members")
+    if P < 4: raise ConfigError(f"t-SNE needs at least 4 points, got {P}: record more often "
+                                "(smaller every) or more members")
     perp = min(30., (P - 1) / 3) if perplexity is None else float(perplexity)
-    if not 0 < perp < P: raise ConfigError(f"perplexity must be in (0, {P}) for {P} points, got {perp}")
-    pca = PCA(n_components=min(pca_dim, *X.shape), svd_solver='full').fit_transform(X) if pca_dim else X
+    if not 0 < perp < P: raise ConfigError(f"perplexity must be in (0, {P}) for {P} points, got "
+                                           f"{perp}")
+    pca = (PCA(n_components=min(pca_dim, *X.shape), svd_solver='full').fit_transform(X) if pca_dim
+           else X)
     emb = TSNE(n_components=2, init='pca', random_state=seed, perplexity=perp).fit_transform(pca)
     p2 = PCA(n_components=2, svd_solver='full').fit_transform(X)
     df = df.assign(tsne_x=emb[:, 0], tsne_y=emb[:, 1], pca_x=p2[:, 0], pca_y=p2[:, 1])
@@ -188,13 +226,17 @@ def plot_trajectories(df:pd.DataFrame, # a `tsne_trajectories` table
     "One line per member in function space, start circled and ticket starred; returns the figure"
     fig, axs = new_fig(size, size * 0.9, ncols=len(kinds))
     for ax, k in zip(np.ravel(axs), kinds):
-        for (m, g), c in zip(df.groupby('member', sort=False), plt.rcParams['axes.prop_cycle'].by_key()['color'] * 10):
+        for (m, g), c in zip(df.groupby('member', sort=False),
+                             plt.rcParams['axes.prop_cycle'].by_key()['color'] * 10):
             g = g.sort_values('point')
             ax.plot(g[f'{k}_x'], g[f'{k}_y'], '-', marker='.', ms=4, lw=1, color=c, label=m)
             s, t = g[g.start], g[g.ticket]
-            ax.scatter(s[f'{k}_x'], s[f'{k}_y'], s=50, facecolors='none', edgecolors=c, lw=1.5, zorder=3)
-            ax.scatter(t[f'{k}_x'], t[f'{k}_y'], marker='*', s=160, color=c, edgecolors='k', lw=0.5, zorder=4)
-        ax.set_title({'tsne': f"t-SNE (perplexity {df.attrs.get('perplexity', float('nan')):.3g})", 'pca': 'PCA'}[k])
+            ax.scatter(s[f'{k}_x'], s[f'{k}_y'], s=50, facecolors='none', edgecolors=c, lw=1.5,
+                       zorder=3)
+            ax.scatter(t[f'{k}_x'], t[f'{k}_y'], marker='*', s=160, color=c, edgecolors='k',
+                       lw=0.5, zorder=4)
+        ax.set_title({'tsne': f"t-SNE (perplexity {df.attrs.get('perplexity', float('nan')):.3g})",
+                      'pca': 'PCA'}[k])
         ax.set_xlabel(f'{k} 1'); ax.set_ylabel(f'{k} 2'); ax.set_xticks([]); ax.set_yticks([])
     np.ravel(axs)[0].legend(fontsize=7, title='○ start  ★ ticket', title_fontsize=7)
     fig.tight_layout()
@@ -204,15 +246,17 @@ def plot_trajectories(df:pd.DataFrame, # a `tsne_trajectories` table
 def disagreement_vs_accuracy(probs, # member probabilities [M, N, C]
                              labels:Tensor, # [N]
                              names:Sequence|None=None, # member names
-                             reference:int|None=None, # compare with this member only (None: mean over the others)
+                             reference:int|None=None, # compare with this member (None: the others)
                             )->pd.DataFrame:
-    "Per member: accuracy, disagreement and Fort-normalised disagreement with the other members (or the reference)"
-    d, nd = disagreement_matrix(probs, names).values, normalized_disagreement(probs, labels, names=names).values
+    "Per member: accuracy, disagreement and Fort-normalised disagreement with the others"
+    d, nd = (disagreement_matrix(probs, names).values,
+             normalized_disagreement(probs, labels, names=names).values)
     M = len(d)
     if M < 2: raise ConfigError("disagreement needs at least two members")
     off = ~np.eye(M, dtype=bool)
-    pick = (lambda a: a[:, reference]) if reference is not None else (lambda a: (a * off).sum(1) / (M - 1))
-    return pd.DataFrame(dict(member=list(names) if names is not None else list(range(M)), acc=member_accuracy(probs, labels).cpu().numpy(),
+    def pick(a): return a[:, reference] if reference is not None else (a * off).sum(1) / (M - 1)
+    return pd.DataFrame(dict(member=list(names) if names is not None else list(range(M)),
+                             acc=member_accuracy(probs, labels).cpu().numpy(),
                              disagreement=pick(d), disagreement_norm=pick(nd)))
 
 def plot_disagreement_vs_accuracy(df:pd.DataFrame, # a `disagreement_vs_accuracy` table
@@ -221,7 +265,9 @@ def plot_disagreement_vs_accuracy(df:pd.DataFrame, # a `disagreement_vs_accuracy
     "Scatter of members: accuracy against disagreement, labelled; returns the figure"
     fig, ax = new_fig(size, size * 0.8)
     ax.scatter(df[x], df.acc, s=30)
-    for _, r in df.iterrows(): ax.annotate(str(r.member), (r[x], r.acc), xytext=(4, 2), textcoords='offset points', fontsize=8)
+    for _, r in df.iterrows():
+        ax.annotate(str(r.member), (r[x], r.acc), xytext=(4, 2), textcoords='offset points',
+                    fontsize=8)
     ax.set_xlabel(x.replace('_', ' ')); ax.set_ylabel('accuracy')
     fig.tight_layout()
     return fig
@@ -230,35 +276,43 @@ def plot_disagreement_vs_accuracy(df:pd.DataFrame, # a `disagreement_vs_accuracy
 def plot_mask_overlap(masks:Sequence, # one mask dict per member
                       names:Sequence|None=None, size:float=2.6)->plt.Figure:
     "Heatmaps of pairwise mask IoU and normalised Hamming distance; returns the figure"
-    return plot_matrices({'mask IoU': mask_distance_matrix(masks, 'iou', names), 'normalised Hamming': mask_distance_matrix(masks, 'hamming', names)},
-                         vmin=0, vmax=1, size=size)
+    mats = {'mask IoU': mask_distance_matrix(masks, 'iou', names),
+            'normalised Hamming': mask_distance_matrix(masks, 'hamming', names)}
+    return plot_matrices(mats, vmin=0, vmax=1, size=size)
 
 # %% ../nbs/14_function_space.ipynb #9e00aa20
-def overlap_evolution(snapshots:Mapping, # member name → list of mask snapshots (`load_mask_snapshots` / `MaskRecorder.snapshots`)
+def overlap_evolution(
+    snapshots:Mapping, # member name → mask snapshots (`load_mask_snapshots`)
                      )->pd.DataFrame:
-    "One row per snapshot and member pair: epoch, step, updates, IoU, normalised Hamming and their random baselines"
+    "One row per snapshot and member pair: epoch, step, updates, IoU, normalised Hamming, baselines"
     names, rows = list(snapshots), []
     if len(names) < 2: raise ConfigError("overlap needs at least two members")
     sched = [[s['epoch'] for s in snapshots[m]] for m in names]
-    if any(s != sched[0] for s in sched): raise ConfigError("members were recorded at different epochs: record every member with the same MaskRecorder schedule")
+    if any(s != sched[0] for s in sched): raise ConfigError(
+        "members were recorded at different epochs: record every member with the same MaskRecorder "
+        "schedule")
     for t, ep in enumerate(sched[0]):
         for i, a in enumerate(names):
             for b in names[i + 1:]:
                 tot = mask_distances(snapshots[a][t]['masks'], snapshots[b][t]['masks']).iloc[-1]
-                rows.append(dict(record=t, epoch=ep, step=snapshots[a][t]['step'], updates=snapshots[a][t]['updates'], pair=f'{a}–{b}',
-                                 iou=tot.iou, hamming=tot.hamming, iou_random=tot.iou_random, hamming_random=tot.hamming_random))
+                rows.append(
+                    dict(record=t, epoch=ep, step=snapshots[a][t]['step'],
+                         updates=snapshots[a][t]['updates'], pair=f'{a}–{b}',
+                                 iou=tot.iou, hamming=tot.hamming, iou_random=tot.iou_random,
+                                 hamming_random=tot.hamming_random))
     return pd.DataFrame(rows)
 
 def plot_overlap_evolution(df:pd.DataFrame, # an `overlap_evolution` table
                            metric:str='iou', # 'iou' or 'hamming'
                            x:str='epoch', # 'epoch', 'step' or 'updates'
                           )->plt.Figure:
-    "Overlap of each member pair against training time, random-mask baseline dashed; returns the figure"
+    "Overlap of each member pair against training time, random baseline dashed; the figure"
     fig, ax = new_fig()
     curves(df, x, metric, hue='pair', ax=ax)
     base = df.groupby(x)[f'{metric}_random'].mean()
     ax.plot(base.index, base.values, 'k--', lw=1, label='random masks')
-    ax.legend(fontsize=7); ax.set_ylabel({'iou': 'mask IoU', 'hamming': 'normalised Hamming'}[metric])
+    ax.legend(fontsize=7)
+    ax.set_ylabel({'iou': 'mask IoU', 'hamming': 'normalised Hamming'}[metric])
     fig.tight_layout()
     return fig
 
@@ -267,14 +321,17 @@ def _itop_rows(src)->pd.DataFrame:
     if hasattr(src, 'history_df'): src = src.history_df()
     if isinstance(src, pd.DataFrame):
         if src.empty: raise ConfigError("the sparse controller has no topology updates yet")
-        start = pd.DataFrame(dict(step=[0], itop=[src.density.iloc[0]])) if src.step.iloc[0] > 0 else None
+        start = (pd.DataFrame(dict(step=[0], itop=[src.density.iloc[0]])) if src.step.iloc[0] > 0
+                 else None)
         return pd.concat([start, src[['step', 'itop']]], ignore_index=True)
     return pd.DataFrame([dict(step=s['step'], epoch=s['epoch'], itop=s['itop']) for s in src])
 
-def itop_curve(sources:Mapping, # member name → SparseController, its `history_df()`, or mask snapshots
+def itop_curve(
+    sources:Mapping, # member name → SparseController, its `history_df()`, or mask snapshots
               )->pd.DataFrame:
     "Long table of the in-time exploration rate: member, step (and epoch for snapshots), itop"
-    return pd.concat([_itop_rows(s).assign(member=m) for m, s in sources.items()], ignore_index=True)
+    return pd.concat([_itop_rows(s).assign(member=m) for m, s in sources.items()],
+                     ignore_index=True)
 
 def plot_itop(df:pd.DataFrame, # an `itop_curve` table
               x:str='step')->plt.Figure:

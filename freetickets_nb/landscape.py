@@ -14,8 +14,10 @@ from matplotlib.colors import LogNorm
 from torch import Tensor
 from .core import ConfigError, make_generator
 from .data import DataBundle, DeviceLoader
-from .masks import MASK_POLICIES, RANKINGS, apply_mask_policy, mask_count, maskable_weights
-from .stack import fixed_batches, logit_scores, stack_states, stacked_forward, stacked_recalibrate_bn
+from .masks import (MASK_POLICIES, RANKINGS, apply_mask_policy, mask_count,
+                                  maskable_weights)
+from .stack import (fixed_batches, logit_scores, stack_states, stacked_forward,
+                                  stacked_recalibrate_bn)
 from .pools import interpolate, average, param_keys
 from .metrics import accuracy, ece
 from .diversity import disagreement_matrix
@@ -28,22 +30,28 @@ __all__ = ['PATH_ALPHAS', 'BN_MODES', 'path_alphas', 'landscape_batches', 'polic
 
 # %% ../nbs/13_landscape.ipynb #09b7960a
 def path_alphas(step:float=0.05, # grid spacing
-                lo:float=0., hi:float=1., # grid range, lo ≤ 0 and hi ≥ 1 (beyond [0, 1]: extrapolation)
+                lo:float=0.,
+                hi:float=1., # grid range, lo ≤ 0 and hi ≥ 1 (beyond [0, 1]: extrapolation)
                )->list:
     "An α grid from `lo` to `hi` in steps of `step` that contains 0 and 1 exactly"
-    if not (step > 0 and lo <= 0 and hi >= 1): raise ConfigError(f"need step > 0, lo <= 0 and hi >= 1, got step={step}, lo={lo}, hi={hi}")
+    if not (step > 0 and lo <= 0 and hi >= 1): raise ConfigError(
+        f"need step > 0, lo <= 0 and hi >= 1, got step={step}, lo={lo}, hi={hi}")
     n = int(round((hi - lo) / step))
     alphas = [round(lo + i * step, 10) + 0. for i in range(n + 1)]
-    if 0. not in alphas or 1. not in alphas: raise ConfigError(f"the grid lo={lo}, step={step} misses α = 0 or α = 1: choose lo as a multiple of step and 1/step an integer")
+    if 0. not in alphas or 1. not in alphas: raise ConfigError(
+        f"the grid lo={lo}, step={step} misses α = 0 or α = 1: choose lo as a multiple of step and "
+        "1/step an integer")
     return alphas
 
 PATH_ALPHAS = tuple(path_alphas())
 
 # %% ../nbs/13_landscape.ipynb #64434b38
 def _subset(data:DataBundle, split:str, n:int|None, seed:int, batch_size:int, device)->list:
-    "Fixed batches of a seeded random subset of `n` examples of `split` (all if None), no augmentation"
+    "Fixed batches of a seeded subset of `n` examples of `split` (None: all), no augmentation"
     s = getattr(data, split)
-    if n is not None and n < len(s): s = s.take(torch.randperm(len(s), generator=make_generator(seed, 'landscape', split))[:n].sort().values)
+    if n is not None and n < len(s): s = s.take(
+        torch.randperm(len(s),
+                       generator=make_generator(seed, 'landscape', split))[:n].sort().values)
     return fixed_batches(DeviceLoader(s, batch_size, data.mean, data.std, device=device))
 
 def landscape_batches(data:DataBundle, # the dataset
@@ -55,35 +63,42 @@ def landscape_batches(data:DataBundle, # the dataset
                       bn_augment:bool=False, # augment the BN batches (the reference did)
                       seed:int=0, # seed of the subsets and of the BN batch order
                       device=None)->dict:
-    "`{'bn': [...], split: [...]}`: fixed lists of `(x, y)` batches for BN recomputation and for each evaluation split"
+    "`{'bn': [...], split: [...]}`: fixed `(x, y)` batches for BN recomputation and each split"
     bad = [s for s in splits if s not in ('train', 'val', 'test')]
     if bad: raise ConfigError(f"unknown splits {bad}: use 'train', 'val' or 'test'")
-    bn = data.loader('train', batch_size, device, shuffle=True, generator=make_generator(seed, 'landscape', 'bn'), augment=bn_augment)
+    bn = data.loader('train', batch_size, device, shuffle=True,
+                     generator=make_generator(seed, 'landscape', 'bn'), augment=bn_augment)
     out = {'bn': fixed_batches(bn, bn_batches, device)}
-    for s in splits: out[s] = _subset(data, s, n_train if s == 'train' else n_test, seed, batch_size, device)
+    for s in splits:
+        out[s] = _subset(data, s, n_train if s == 'train' else n_test, seed, batch_size, device)
     return out
 
 # %% ../nbs/13_landscape.ipynb #935149a4
 def policy_target(model:nn.Module, # template of the architecture
                   masks:Sequence, # the tickets' mask dicts (None entries for dense tickets)
                   mask_policy:str, # 'union', 'intersection' or 'reprune'
-                  density:float|None=None, # 'reprune': target density (default: the sparser ticket's count)
+                  density:float|None=None, # 'reprune': target density (default: sparser ticket's)
                   ranking:str='global', # 'reprune': 'global' or 'layerwise'
                  )->tuple:
-    "`(names, k)`: the prunable names and the re-pruning count (an int; per layer a dict; None if not 'reprune')"
-    if mask_policy not in MASK_POLICIES: raise ConfigError(f"unknown mask_policy {mask_policy!r}: use one of {MASK_POLICIES}")
-    if ranking not in RANKINGS: raise ConfigError(f"unknown ranking {ranking!r}: use 'global' or 'layerwise'")
+    "`(names, k)`: prunable names and the re-pruning count (int; per layer a dict; else None)"
+    if mask_policy not in MASK_POLICIES: raise ConfigError(
+        f"unknown mask_policy {mask_policy!r}: use one of {MASK_POLICIES}")
+    if ranking not in RANKINGS: raise ConfigError(f"unknown ranking {ranking!r}: use 'global' or "
+                                                  "'layerwise'")
     masks = [m for m in masks if m is not None]
     names = list(masks[0]) if masks else list(maskable_weights(model))
     if mask_policy != 'reprune': return names, None
     if density is not None:
-        if ranking == 'layerwise': raise ConfigError("density sets a global count: use ranking='global', or leave "
-                                                     "density None to keep the sparser ticket's layer counts")
+        if ranking == 'layerwise': raise ConfigError("density sets a global count: use "
+                                                     "ranking='global', or leave "
+                                                     "density None to keep the sparser ticket's "
+                                                     "layer counts")
         if not 0 < density <= 1: raise ConfigError(f"density must be in (0, 1], got {density}")
         return names, round(density * sum(model.get_parameter(n).numel() for n in names))
     if not masks: raise ConfigError("'reprune' between dense tickets needs a target: pass density=")
     ref = min(masks, key=mask_count)
-    return names, ({n: int(ref[n].sum()) for n in names} if ranking == 'layerwise' else mask_count(ref))
+    return names, ({n: int(ref[n].sum()) for n in names} if ranking == 'layerwise'
+                   else mask_count(ref))
 
 def _support(stacked:dict, names:list)->Tensor:
     "Non-zero prunable weights of every network of a stack, `[P]`"
@@ -98,7 +113,8 @@ def stacked_logits(model:nn.Module, # template of the architecture
     "Logits `[P, N, C]` (float32) of every network of `stacked` on `batches`, in eval mode"
     was, dev = model.training, next(iter(stacked.values())).device
     model.eval()
-    try: return torch.cat([stacked_forward(model, stacked, x.to(dev)).float() for x, _ in batches], 1)
+    try: return torch.cat([stacked_forward(model, stacked, x.to(dev)).float() for x, _ in batches],
+                          1)
     finally: model.train(was)
 
 def stack_scores(logits:Tensor, # [P, N, C] logits of P networks
@@ -108,72 +124,93 @@ def stack_scores(logits:Tensor, # [P, N, C] logits of P networks
                 )->pd.DataFrame:
     "One row per network: `loss` (NLL), `acc`, `err`, `ece`, and `dis_<name>` for each reference"
     sc, lp = logit_scores(logits, labels), logits.double().log_softmax(-1)
-    df = pd.DataFrame(dict(loss=sc['loss'].tolist(), acc=sc['acc'].tolist(), ece=[ece(l.exp(), labels) for l in lp]))
+    df = pd.DataFrame(
+        dict(loss=sc['loss'].tolist(), acc=sc['acc'].tolist(),
+             ece=[ece(l.exp(), labels) for l in lp]))
     df = df.assign(err=lambda d: 1 - d.acc)[['loss', 'acc', 'err', 'ece']]
     if refs:
-        d = disagreement_matrix(torch.cat([logits, torch.stack([torch.as_tensor(r).to(logits) for r in refs.values()])])).values
+        d = (
+            disagreement_matrix(torch.cat([logits,
+                                           torch.stack([torch.as_tensor(r).to(logits)
+                                                        for r in refs.values()])])).values)
         for j, name in enumerate(refs): df[f'dis_{name}'] = d[:len(logits), len(logits) + j]
     return df.add_prefix(prefix)
 
 # %% ../nbs/13_landscape.ipynb #60a974fb
 BN_MODES = ('recompute', 'interpolate')
 
-def evaluate_stack(model:nn.Module, stacked:dict, batches:Mapping, # template, P stacked networks, `landscape_batches` output
-                   bn:str='recompute', # 'recompute' the BN statistics of every network, or keep them ('interpolate')
+def evaluate_stack(model:nn.Module, stacked:dict,
+                   batches:Mapping, # template, P stacked networks, `landscape_batches` output
+                   bn:str='recompute', # 'recompute' each network's BN statistics or keep them
                   )->dict:
-    "Split → logits `[P, N, C]` of the stacked networks, after recomputing their BN statistics when `bn='recompute'`"
-    if bn not in BN_MODES: raise ConfigError(f"unknown bn mode {bn!r}: use 'recompute' or 'interpolate'")
+    "Split → logits `[P, N, C]` of the stacked networks (BN recomputed if `bn='recompute'`)"
+    if bn not in BN_MODES: raise ConfigError(f"unknown bn mode {bn!r}: use 'recompute' or "
+                                             "'interpolate'")
     if bn == 'recompute': stacked_recalibrate_bn(model, stacked, batches['bn'])
     return {s: stacked_logits(model, stacked, b) for s, b in batches.items() if s != 'bn'}
 
-def _labels(batches:Mapping)->dict: return {s: torch.cat([y for _, y in b]) for s, b in batches.items() if s != 'bn'}
+def _labels(batches:Mapping)->dict:
+    return {s: torch.cat([y for _, y in b]) for s, b in batches.items() if s != 'bn'}
 
 def _scores(logits:dict, labels:dict, refs:dict, tags:Sequence)->pd.DataFrame:
     "All splits' scores side by side, disagreement with the reference networks `tags`"
-    return pd.concat([stack_scores(l, labels[s], {t: r for t, r in zip(tags, refs[s])}, f'{s}_') for s, l in logits.items()], axis=1)
+    return (
+        pd.concat([stack_scores(l, labels[s], {t: r for t, r in zip(tags, refs[s])}, f'{s}_')
+                   for s, l in logits.items()], axis=1))
 
 # %% ../nbs/13_landscape.ipynb #85e309fb
 def _on(sd:dict, dev)->dict: return {k: v.to(dev) for k, v in sd.items()}
 
-def _chunks(xs:list, size:int|None): return [xs[i:i + (size or len(xs))] for i in range(0, len(xs), size or len(xs))]
+def _chunks(xs:list, size:int|None):
+    return [xs[i:i + (size or len(xs))] for i in range(0, len(xs), size or len(xs))]
 
 def _prep(model, data, splits, n_train, bn_batches, batch_size, seed)->tuple:
     dev = next(model.parameters()).device
-    batches = dict(data) if isinstance(data, Mapping) else landscape_batches(data, splits, n_train, None, bn_batches, batch_size, seed=seed, device=dev)
+    batches = (dict(data) if isinstance(data, Mapping)
+               else landscape_batches(data, splits, n_train, None, bn_batches, batch_size,
+                                      seed=seed, device=dev))
     return dev, batches, _labels(batches)
 
 def interpolate_path(model:nn.Module, # template of the architecture (its own weights are not used)
                      state_a:dict, state_b:dict, # state dicts of the tickets θ_A and θ_B
                      masks_a:dict|None=None, masks_b:dict|None=None, # their masks (None: dense)
-                     *, mask_policy:str, # 'union', 'intersection' or 'reprune' (no default: it is part of the result)
+                     *,
+                     mask_policy:str, # 'union', 'intersection' or 'reprune' (no default)
                      data, # a `DataBundle`, or the dict of fixed batches from `landscape_batches`
                      alphas:Sequence=PATH_ALPHAS, # the α grid (`path_alphas`)
-                     density:float|None=None, # 'reprune': target density (default: the sparser ticket's count)
+                     density:float|None=None, # 'reprune': target density (default: sparser's)
                      ranking:str='global', # 'reprune': 'global' (Lottery Pools) or 'layerwise'
-                     bn:str='recompute', # 'recompute' BN statistics at every α, or 'interpolate' them
+                     bn:str='recompute', # 'recompute' BN statistics at every α, or 'interpolate'
                      splits:Sequence=('train', 'test'), # evaluation splits (with a `DataBundle`)
                      n_train:int|None=1000, # fixed training subset (with a `DataBundle`)
                      bn_batches:int|None=8, # BN recomputation batches (with a `DataBundle`)
                      batch_size:int=256, seed:int=0, # batches and their seed (with a `DataBundle`)
                      chunk:int|None=32, # points per vectorised pass (None: all at once)
                     )->pd.DataFrame:
-    "One row per α of θ(α) = (1−α)·θ_A + α·θ_B: support, and per split loss, accuracy, error, ECE and disagreement with θ_A, θ_B"
+    "One row per α of θ(α) = (1−α)·θ_A + α·θ_B: support and per-split metrics"
     names, k = policy_target(model, [masks_a, masks_b], mask_policy, density, ranking)
     alphas = [float(a) for a in alphas]
-    if bn == 'interpolate' and not all(0 <= a <= 1 for a in alphas): raise ConfigError("bn='interpolate' mixes BN variances, which can turn negative outside [0, 1]: use bn='recompute' to extrapolate")
+    if bn == 'interpolate' and not all(0 <= a <= 1 for a in alphas): raise ConfigError(
+        "bn='interpolate' mixes BN variances, which can turn negative outside [0, 1]: use "
+        "bn='recompute' to extrapolate")
     dev, batches, labels = _prep(model, data, splits, n_train, bn_batches, batch_size, seed)
-    sa, sb, keys = _on(state_a, dev), _on(state_b, dev), None if bn == 'interpolate' else param_keys(model)
+    sa, sb, keys = (_on(state_a, dev), _on(state_b, dev),
+                    None if bn == 'interpolate' else param_keys(model))
     refs = evaluate_stack(model, stack_states([sa, sb]), batches, bn)
     parts, numel = [], sum(model.get_parameter(n).numel() for n in names)
     for al in _chunks(alphas, chunk):
         st = stack_states([interpolate(sa, sb, a, keys) for a in al])
         st, _ = apply_mask_policy(st, mask_policy, [masks_a, masks_b], names, k, batched=True)
         active = _support(st, names)
-        front = pd.DataFrame(dict(alpha=al, active=active.tolist(), density=(active.double() / numel).tolist()))
-        parts.append(pd.concat([front, _scores(evaluate_stack(model, st, batches, bn), labels, refs, 'ab')], axis=1))
+        front = pd.DataFrame(
+            dict(alpha=al, active=active.tolist(), density=(active.double() / numel).tolist()))
+        parts.append(
+            pd.concat([front, _scores(evaluate_stack(model, st, batches, bn), labels, refs, 'ab')],
+                      axis=1))
     df = pd.concat(parts, ignore_index=True)
     tickets = _scores(refs, labels, refs, 'ab').set_index(pd.Index(['a', 'b']))
-    df.attrs.update(mask_policy=mask_policy, bn=bn, k=k, ranking=ranking, prunable=numel, tickets=tickets.to_dict('index'))
+    df.attrs.update(mask_policy=mask_policy, bn=bn, k=k, ranking=ranking, prunable=numel,
+                    tickets=tickets.to_dict('index'))
     return df
 
 # %% ../nbs/13_landscape.ipynb #5b4e746e
@@ -182,9 +219,11 @@ def barrier(df:pd.DataFrame, # a path table (`alpha` and the metric columns)
             reference:str='linear', # 'linear' (interpolated endpoint values) or 'mean' (their mean)
            )->float:
     "Height of the barrier of `metric` along the path over α ∈ [0, 1]"
-    if reference not in ('linear', 'mean'): raise ConfigError(f"unknown reference {reference!r}: use 'linear' or 'mean'")
+    if reference not in ('linear', 'mean'): raise ConfigError(
+        f"unknown reference {reference!r}: use 'linear' or 'mean'")
     d = df[(df.alpha >= 0) & (df.alpha <= 1)].set_index('alpha')[metric]
-    if 0 not in d.index or 1 not in d.index: raise ConfigError("the path needs rows at α = 0 and α = 1")
+    if 0 not in d.index or 1 not in d.index: raise ConfigError(
+        "the path needs rows at α = 0 and α = 1")
     a, l0, l1 = d.index.to_numpy(float), d.loc[0.], d.loc[1.]
     base = (1 - a) * l0 + a * l1 if reference == 'linear' else (l0 + l1) / 2
     return float((d.to_numpy(float) - base).max())
@@ -192,20 +231,23 @@ def barrier(df:pd.DataFrame, # a path table (`alpha` and the metric columns)
 # %% ../nbs/13_landscape.ipynb #9e799644
 def plot_path(paths, # a path table, or a dict label → path table
               metrics:Sequence=('loss', 'err'), # metric suffixes, one panel each
-              splits:Sequence|None=None, # splits to draw (default: all for one path, 'test' for several)
+              splits:Sequence|None=None, # splits (default: all for one path, 'test' for several)
               size:float=3.2)->plt.Figure:
     "Metrics along α with the endpoints A (α = 0) and B (α = 1) marked; returns the figure"
     paths = {'': paths} if isinstance(paths, pd.DataFrame) else dict(paths)
-    splits = splits or ([c[:-5] for c in next(iter(paths.values())).columns if c.endswith('_loss')] if len(paths) == 1 else ['test'])
+    splits = splits or ([c[:-5] for c in next(iter(paths.values())).columns if c.endswith('_loss')]
+                        if len(paths) == 1 else ['test'])
     fig, axs = new_fig(size, size * 0.75, ncols=len(metrics))
     for ax, m in zip(np.ravel(axs), metrics):
         for label, df in paths.items():
             for s in splits:
                 b = barrier(df, f'{s}_loss')
-                ax.plot(df.alpha, df[f'{s}_{m}'], marker='o', ms=3, label=f"{label + ' ' if label else ''}{s} (barrier {b:.3f})")
+                ax.plot(df.alpha, df[f'{s}_{m}'], marker='o', ms=3,
+                        label=f"{label + ' ' if label else ''}{s} (barrier {b:.3f})")
         for a, t in ((0, 'A'), (1, 'B')):
             ax.axvline(a, color='k', ls=':', lw=1)
-            ax.annotate(t, (a, 1), xycoords=('data', 'axes fraction'), xytext=(0, 2), textcoords='offset points', ha='center', va='bottom', weight='bold')
+            ax.annotate(t, (a, 1), xycoords=('data', 'axes fraction'), xytext=(0, 2),
+                        textcoords='offset points', ha='center', va='bottom', weight='bold')
         ax.set_xlabel('α'); ax.set_ylabel(m)
     np.ravel(axs)[0].legend(fontsize=6)
     fig.tight_layout()
@@ -213,19 +255,22 @@ def plot_path(paths, # a path table, or a dict label → path table
 
 # %% ../nbs/13_landscape.ipynb #b7828da9
 def plane_basis(states:Sequence, # three state dicts θ_0, θ_1, θ_2
-                keys:Sequence|None=None, # entries spanning the space (default: the floating-point entries of `states[0]`)
+                keys:Sequence|None=None, # entries spanning the space (default: floating-point ones)
                )->dict:
-    "Orthonormal basis `u`, `v` (float64 vectors) of the plane through three states, with the states' coordinates `coords` [3, 2]"
+    "Orthonormal basis `u`, `v` (float64) of the plane through three states, their `coords` [3, 2]"
     if len(states) != 3: raise ConfigError(f"a plane needs exactly three states, got {len(states)}")
-    keys = list(keys) if keys is not None else [k for k, v in states[0].items() if v.is_floating_point()]
-    t0, t1, t2 = (torch.cat([s[k].detach().double().reshape(-1).cpu() for k in keys]) for s in states)
+    keys = list(keys) if keys is not None else [k for k, v in states[0].items()
+                                                if v.is_floating_point()]
+    t0, t1, t2 = (torch.cat([s[k].detach().double().reshape(-1).cpu() for k in keys])
+                  for s in states)
     u, w = t1 - t0, t2 - t0
     nu = u.norm()
     if nu == 0: raise ConfigError("θ_0 and θ_1 are identical: the plane is undefined")
     uh = u / nu
     v = w - (w @ uh) * uh
     nv = v.norm()
-    if nv <= 1e-12 * max(nu, w.norm()): raise ConfigError("the three states are collinear: the plane is undefined")
+    if nv <= 1e-12 * max(nu, w.norm()): raise ConfigError(
+        "the three states are collinear: the plane is undefined")
     coords = np.array([[0., 0.], [nu.item(), 0.], [(w @ uh).item(), nv.item()]])
     return dict(origin=t0, u=uh, v=v / nv, coords=coords, keys=keys)
 
@@ -255,14 +300,18 @@ def plane(model:nn.Module, # template of the architecture
           *, mask_policy:str, # 'union', 'intersection' or 'reprune'
           data, # a `DataBundle`, or the dict of fixed batches from `landscape_batches`
           n:int=21, margin:float=0.2, # grid points per axis and margin (`plane_grid`)
-          density:float|None=None, ranking:str='global', # 'reprune' target, as in `interpolate_path`
-          bn:str='recompute', # only 'recompute' (the statistics of a plane point are always recomputed)
+          density:float|None=None,
+          ranking:str='global', # 'reprune' target, as in `interpolate_path`
+          bn:str='recompute', # only 'recompute' (a plane point's statistics are recomputed)
           names:Sequence=('θ0', 'θ1', 'θ2'), # ticket labels
-          splits:Sequence=('test',), n_train:int|None=1000, bn_batches:int|None=8, batch_size:int=256, seed:int=0, # data (with a `DataBundle`)
+          splits:Sequence=('test',), n_train:int|None=1000, bn_batches:int|None=8,
+          batch_size:int=256, seed:int=0, # data (with a `DataBundle`)
           chunk:int|None=32, # points per vectorised pass
          )->pd.DataFrame:
-    "Rows (a, b, kind, ticket, support, per-split metrics) for an n × n grid on the plane through three tickets, and the tickets"
-    if bn != 'recompute': raise ConfigError("a plane always recomputes BN statistics (bn='recompute'): mixed variances turn negative outside the triangle")
+    "Rows (a, b, kind, ticket, support, metrics) of an n × n grid on the plane through 3 tickets"
+    if bn != 'recompute': raise ConfigError("a plane always recomputes BN statistics "
+                                            "(bn='recompute'): mixed variances turn negative "
+                                            "outside the triangle")
     masks = list(masks) if masks is not None else [None] * 3
     pnames, k = policy_target(model, masks, mask_policy, density, ranking)
     dev, batches, labels = _prep(model, data, splits, n_train, bn_batches, batch_size, seed)
@@ -273,23 +322,29 @@ def plane(model:nn.Module, # template of the architecture
     A, Bv = np.meshgrid(ga, gb)
     ab = np.concatenate([basis['coords'], np.stack([A.ravel(), Bv.ravel()], 1)])
     kind, tick = ['ticket'] * 3 + ['grid'] * (len(ab) - 3), list(names) + [''] * (len(ab) - 3)
-    W, parts, refs, numel = plane_weights(basis, ab), [], None, sum(model.get_parameter(p).numel() for p in pnames)
+    W, parts, refs, numel = (plane_weights(basis, ab), [], None,
+                             sum(model.get_parameter(p).numel() for p in pnames))
     for idx in _chunks(list(range(len(ab))), chunk):
         st = stack_states([sts[i] if i < 3 else average(sts, W[i], keys) for i in idx])
         st, _ = apply_mask_policy(st, mask_policy, masks, pnames, k, batched=True)
         active = _support(st, pnames)
         lg = evaluate_stack(model, st, batches, bn)
         refs = refs if refs is not None else {s: l[:3] for s, l in lg.items()}
-        front = pd.DataFrame(dict(a=ab[idx, 0], b=ab[idx, 1], kind=[kind[i] for i in idx], ticket=[tick[i] for i in idx],
-                                  active=active.tolist(), density=(active.double() / numel).tolist()))
+        front = pd.DataFrame(
+            dict(a=ab[idx, 0], b=ab[idx, 1], kind=[kind[i] for i in idx],
+                 ticket=[tick[i] for i in idx],
+                                  active=active.tolist(),
+                                  density=(active.double() / numel).tolist()))
         parts.append(pd.concat([front, _scores(lg, labels, refs, range(3))], axis=1))
     df = pd.concat(parts, ignore_index=True)
-    df.attrs.update(mask_policy=mask_policy, bn=bn, k=k, n=n, margin=margin, coords=basis['coords'].tolist(), names=list(names))
+    df.attrs.update(mask_policy=mask_policy, bn=bn, k=k, n=n, margin=margin,
+                    coords=basis['coords'].tolist(), names=list(names))
     return df
 
 # %% ../nbs/13_landscape.ipynb #89ddab53
 def plot_plane(df:pd.DataFrame, # a `plane` table
-               metrics:Sequence=('test_err', 'test_loss'), # one panel each; '*_loss' columns on a log colour scale
+               metrics:Sequence=('test_err',
+                                 'test_loss'), # one panel each; '*_loss' on a log colour scale
                levels:int=15, # contour levels
                size:float=3.2)->plt.Figure:
     "Filled contours of plane metrics with the three tickets marked; returns the figure"
@@ -299,13 +354,19 @@ def plot_plane(df:pd.DataFrame, # a `plane` table
         z = g.pivot(index='b', columns='a', values=m)
         log = m.endswith('_loss')
         lv = np.geomspace(z.values.min(), z.values.max(), levels) if log else levels
-        cs = ax.contourf(z.columns, z.index, z.values, levels=lv, cmap='viridis', norm=LogNorm() if log else None)
-        fig.colorbar(cs, ax=ax, shrink=0.8, format='%.4g') # neighbouring levels can differ in the third digit
+        cs = ax.contourf(z.columns, z.index, z.values, levels=lv, cmap='viridis',
+                         norm=LogNorm() if log else None)
+        fig.colorbar(cs, ax=ax, shrink=0.8,
+                     format='%.4g') # neighbouring levels can differ in the third digit
         ax.scatter(t.a, t.b, marker='*', s=120, c='white', edgecolors='k', zorder=3)
         for _, r in t.iterrows(): # labels point into the plot, so none is cut at the border
             right = r.a > (g.a.min() + g.a.max()) / 2
-            ax.annotate(r.ticket, (r.a, r.b), xytext=(-4 if right else 4, 4), textcoords='offset points', ha='right' if right else 'left',
+            ax.annotate(r.ticket, (r.a, r.b), xytext=(-4 if right else 4, 4),
+                        textcoords='offset points', ha='right' if right else 'left',
                         color='white', weight='bold', fontsize=8)
-        ax.set_title(m + (' (log scale)' if log else '')); ax.set_xlabel('a'); ax.set_ylabel('b'); ax.set_aspect('equal')
+        ax.set_title(m + (' (log scale)' if log else ''))
+        ax.set_xlabel('a')
+        ax.set_ylabel('b')
+        ax.set_aspect('equal')
     fig.tight_layout()
     return fig

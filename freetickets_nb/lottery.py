@@ -11,7 +11,8 @@ from typing import Callable
 import pandas as pd
 import torch
 import torch.nn as nn
-from .core import (Config, ConfigError, CheckpointError, atomic_save, config_diff, load_saved, derive_seed, ensure_dir, short_hash)
+from .core import (Config, ConfigError, CheckpointError, atomic_save, config_diff,
+                                 load_saved, derive_seed, ensure_dir, short_hash)
 from .safety import load_json, save_json
 from .masks import Masks, mask_count, maskable_weights, top_k_masks
 from .dst import SparseController
@@ -26,11 +27,16 @@ __all__ = ['PRUNE_SCOPES', 'COUNT_ROUNDINGS', 'prunable_names', 'prune_count', '
 PRUNE_SCOPES = ('conv', 'conv+linear')
 
 def prunable_names(model:nn.Module, scope:str='conv', ignore:tuple=())->list:
-    "State-dict names of the weights IMP prunes: conv weights (`'conv'`) or conv and linear weights (`'conv+linear'`)"
-    if scope not in PRUNE_SCOPES: raise ConfigError(f"unknown prune scope {scope!r}: use 'conv' (paper, CIFAR) or 'conv+linear' (open_lth, MLPs)")
+    "Names of the weights IMP prunes: conv (`'conv'`) or conv and linear (`'conv+linear'`)"
+    if scope not in PRUNE_SCOPES: raise ConfigError(f"unknown prune scope {scope!r}: use 'conv' "
+                                                    "(paper, CIFAR) or 'conv+linear' (open_lth, "
+                                                    "MLPs)")
     ws = maskable_weights(model, ignore)
-    names = [n for n in ws if scope == 'conv+linear' or isinstance(model.get_submodule(n.rpartition('.')[0]), nn.modules.conv._ConvNd)]
-    if not names: raise ConfigError(f"{type(model).__name__} has no weights to prune under scope {scope!r}: use scope='conv+linear' for models without convolutions")
+    names = [n for n in ws if scope == 'conv+linear'
+             or isinstance(model.get_submodule(n.rpartition('.')[0]), nn.modules.conv._ConvNd)]
+    if not names: raise ConfigError(f"{type(model).__name__} has no weights to prune under scope "
+                                    f"{scope!r}: use scope='conv+linear' for models without "
+                                    "convolutions")
     return names
 
 # %% ../nbs/08_lottery.ipynb #38adfffe
@@ -39,13 +45,15 @@ COUNT_ROUNDINGS = ('round', 'ceil')
 def prune_count(remaining:int, fraction:float=0.2, rounding:str='round')->int:
     "Number of weights one IMP level removes from `remaining` active weights"
     if not 0 < fraction < 1: raise ConfigError(f"prune fraction must be in (0, 1), got {fraction}")
-    if rounding not in COUNT_ROUNDINGS: raise ConfigError(f"unknown count rounding {rounding!r}: use 'round' (torch.prune) or 'ceil' (open_lth)")
+    if rounding not in COUNT_ROUNDINGS: raise ConfigError(
+        f"unknown count rounding {rounding!r}: use 'round' (torch.prune) or 'ceil' (open_lth)")
     return round(fraction * remaining) if rounding == 'round' else math.ceil(fraction * remaining)
 
 def imp_counts(n:int, levels:int, fraction:float=0.2, rounding:str='round')->list:
     "Active weight counts of levels 0 … levels−1, starting from `n` prunable weights"
     counts = [n]
-    for _ in range(levels - 1): counts.append(counts[-1] - prune_count(counts[-1], fraction, rounding))
+    for _ in range(levels - 1):
+        counts.append(counts[-1] - prune_count(counts[-1], fraction, rounding))
     return counts
 
 # %% ../nbs/08_lottery.ipynb #2c029663
@@ -55,8 +63,9 @@ def imp_prune(state:dict, # weights to rank (the level's final-epoch weights)
               fraction:float=0.2, # fraction p of the remaining weights to prune
               rounding:str='round', # 'round' (torch.prune) or 'ceil' (open_lth)
              )->Masks:
-    "The next IMP masks: prune `fraction` of the active weights among `names` by global magnitude, exact count"
-    act = {n: masks[n].bool() if masks is not None else torch.ones_like(state[n], dtype=torch.bool) for n in names}
+    "The next IMP masks: `fraction` of the active weights among `names` pruned by global magnitude"
+    act = {n: masks[n].bool() if masks is not None else torch.ones_like(state[n], dtype=torch.bool)
+           for n in names}
     scores = {n: state[n].detach().abs().float().masked_fill(~a, -1.) for n, a in act.items()}
     remaining = mask_count(act)
     return top_k_masks(scores, remaining - prune_count(remaining, fraction, rounding))
@@ -70,56 +79,69 @@ class IMPConfig(Config):
     prune_scope:str='conv' # 'conv' (paper, CIFAR) or 'conv+linear' (open_lth, MLPs)
     prune_ignore:tuple=() # module names never pruned
     count_rounding:str='round' # 'round' (torch.prune) or 'ceil' (open_lth)
-    rewind_epoch:int=1 # epoch k the weights and the LR schedule are rewound to (0: initialisation; reference 9 of 182)
+    rewind_epoch:int=1 # epoch k the weights and LR schedule rewind to (0: init; reference 9 of 182)
     ticket_choice:str='best_val' # 'best_val' (reference CIFAR) or 'final' (open_lth)
     def validate(self):
-        if not isinstance(self.levels, int) or self.levels < 1: raise ConfigError(f"levels must be a positive integer, got {self.levels!r}")
+        if not isinstance(self.levels, int) or self.levels < 1: raise ConfigError(
+            f"levels must be a positive integer, got {self.levels!r}")
         prune_count(1, self.prune_fraction, self.count_rounding)
-        if self.prune_scope not in PRUNE_SCOPES: raise ConfigError(f"unknown prune scope {self.prune_scope!r}: use 'conv' or 'conv+linear'")
-        if not isinstance(self.rewind_epoch, int) or self.rewind_epoch < 0: raise ConfigError(f"rewind_epoch must be a non-negative integer, got {self.rewind_epoch!r}")
-        if self.ticket_choice not in ('best_val', 'final'): raise ConfigError(f"unknown ticket_choice {self.ticket_choice!r}: use 'best_val' or 'final'")
+        if self.prune_scope not in PRUNE_SCOPES: raise ConfigError(
+            f"unknown prune scope {self.prune_scope!r}: use 'conv' or 'conv+linear'")
+        if not isinstance(self.rewind_epoch, int) or self.rewind_epoch < 0: raise ConfigError(
+            f"rewind_epoch must be a non-negative integer, got {self.rewind_epoch!r}")
+        if self.ticket_choice not in ('best_val', 'final'): raise ConfigError(
+            f"unknown ticket_choice {self.ticket_choice!r}: use 'best_val' or 'final'")
 
 # %% ../nbs/08_lottery.ipynb #0ca85bf0
 def imp_dir(root, imp:IMPConfig, train:TrainConfig)->Path:
-    "The trunk folder `root/lottery/<train hash>-<imp hash>` (`levels` excluded from the hash; not created)"
+    "The trunk folder `root/lottery/<train hash>-<imp hash>` (`levels` not hashed; not created)"
     return Path(root)/'lottery'/f'{short_hash(train)}-{short_hash(imp.replace(levels=1))}'
 
 def level_dir(trunk, level:int)->Path: return Path(trunk)/f'level_{level}'
 
 # %% ../nbs/08_lottery.ipynb #ce39720a
+def _cpu_state(model:nn.Module)->dict:
+    return {n: v.detach().cpu().clone() for n, v in model.state_dict().items()}
+
 class _SaveRewind:
     "Callback saving the weights after epoch k of the dense level"
     def __init__(self, path, k): self.path, self.k = path, k
     def after_epoch(self, tr, row):
-        if tr.epoch == self.k: atomic_save({n: v.detach().cpu().clone() for n, v in tr.model.state_dict().items()}, self.path)
+        if tr.epoch == self.k: atomic_save(_cpu_state(tr.model), self.path)
 
 def _level_cfg(train:TrainConfig, density:float|None)->TrainConfig:
-    return train.replace(density=1.0, static=False) if density is None else train.replace(density=density, static=True)
+    if density is None: return train.replace(density=1.0, static=False)
+    return train.replace(density=density, static=True)
 
 def full_masks(model:nn.Module, masks:Masks)->Masks:
     "Masks over every maskable weight: the IMP masks, all-ones for weights outside the prune scope"
-    return Masks({n: masks[n].to(w.device) if n in masks else torch.ones_like(w, dtype=torch.bool) for n, w in maskable_weights(model).items()})
+    return Masks({n: masks[n].to(w.device) if n in masks else torch.ones_like(w, dtype=torch.bool)
+                  for n, w in maskable_weights(model).items()})
 
 # %% ../nbs/08_lottery.ipynb #da5b9d0c
-def train_level(trunk, level:int, imp:IMPConfig, train:TrainConfig, masks:Masks|None, device=None, data=None,
-                model_fn:Callable|None=None, verbose:bool=False)->Trainer:
+def train_level(trunk, level:int, imp:IMPConfig, train:TrainConfig, masks:Masks|None, device=None,
+                data=None, model_fn:Callable|None=None, verbose:bool=False)->Trainer:
     "Train (or resume) one IMP level in `trunk/level_<level>`; returns the finished `Trainer`"
-    folder, names = level_dir(trunk, level), None if masks is None else list(masks)
+    folder = level_dir(trunk, level)
     cfg = _level_cfg(train, None if masks is None else masks.density)
     model = None
     if model_fn is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(train.seed, 'init')); model = model_fn()
+    kw = dict(device=device, data=data, model=model, verbose=verbose, desc=f'IMP level {level}')
     if level == 0:
         rw = Path(trunk)/'rewind.pt'
-        tr = Trainer(cfg, folder, device=device, data=data, model=model, callbacks=[_SaveRewind(rw, imp.rewind_epoch)], verbose=verbose, desc='IMP level 0')
-        if tr.it == 0 and imp.rewind_epoch == 0: atomic_save({n: v.detach().cpu().clone() for n, v in tr.model.state_dict().items()}, rw)
+        tr = Trainer(cfg, folder, callbacks=[_SaveRewind(rw, imp.rewind_epoch)], **kw)
+        if tr.it == 0 and imp.rewind_epoch == 0: atomic_save(_cpu_state(tr.model), rw)
     else:
-        tr = Trainer(cfg, folder, device=device, data=data, model=model, verbose=verbose, desc=f'IMP level {level}')
+        tr = Trainer(cfg, folder, **kw)
         if tr.it == 0: # a fresh level: rewind (a resumed one continues from its checkpoint)
-            tr.model.load_state_dict(load_saved(Path(trunk)/'rewind.pt', 'rewind weights file', corrupt='delete the trunk folder to restart the chain'))
+            fix = 'delete the trunk folder to restart the chain'
+            tr.model.load_state_dict(
+                load_saved(Path(trunk)/'rewind.pt', 'rewind weights file', corrupt=fix))
             tr.sparse.detach()
-            tr.sparse = SparseController(tr.model, cfg.dst_config(), tr.opt, masks=full_masks(tr.model, masks))
+            tr.sparse = SparseController(tr.model, cfg.dst_config(), tr.opt,
+                                         masks=full_masks(tr.model, masks))
             tr.epoch, tr.it = imp.rewind_epoch, imp.rewind_epoch * tr.steps_per_epoch
     tr.fit()
     return tr
@@ -131,47 +153,68 @@ def _check_trunk(trunk, imp:IMPConfig, train:TrainConfig):
         if p.exists():
             old = load_json(p)
             if name == 'imp': old['levels'] = 1
-            if config_diff(old, cfg): raise CheckpointError(f"trunk {str(trunk)!r} was made with another {name} config: use another folder (see imp_dir)")
-    save_json(imp.to_dict(), Path(trunk)/'imp.json'); save_json(train.to_dict(), Path(trunk)/'train.json')
+            if config_diff(old, cfg):
+                raise CheckpointError(f"trunk {str(trunk)!r} was made with another {name} config: "
+                                      "use another folder (see imp_dir)")
+    save_json(imp.to_dict(), Path(trunk)/'imp.json')
+    save_json(train.to_dict(), Path(trunk)/'train.json')
 
 def level_masks(trunk, level:int, device=None)->Masks|None:
     "The saved prunable masks of a level (None for the dense level 0)"
     return None if level == 0 else Masks.load(level_dir(trunk, level)/'mask.pt', device=device)
 
-def run_imp(trunk, imp:IMPConfig, train:TrainConfig, device=None, data=None, model_fn:Callable|None=None,
-            data_root=None, verbose:bool=False)->pd.DataFrame:
+# %% ../nbs/08_lottery.ipynb #e7a1c007
+def _next_masks(trunk, level:int, masks:Masks|None, names:list, imp:IMPConfig, expected:int)->Masks:
+    "The masks of `level`: saved, or pruned from the previous level's final weights; then checked"
+    folder = level_dir(trunk, level)
+    prev = load_saved(level_dir(trunk, level - 1)/'final.pt', 'level weights file',
+                      corrupt='delete that level folder to retrain it')
+    if (folder/'mask.pt').exists(): new = Masks.load(folder/'mask.pt')
+    else:
+        new = imp_prune(prev, masks, names, imp.prune_fraction, imp.count_rounding)
+        ensure_dir(folder); new.save(folder/'mask.pt')
+    if new.active != expected:
+        raise CheckpointError(f"level {level} has {new.active} active weights, expected "
+                              f"{expected}: "
+                              f"delete {folder} and re-run")
+    if masks is not None and not all((new[n] <= masks[n]).all() for n in names):
+        raise CheckpointError(f"level {level} masks are not nested in level {level - 1}'s: "
+                              f"delete {folder} and re-run")
+    return new
+
+def run_imp(trunk, imp:IMPConfig, train:TrainConfig, device=None, data=None,
+            model_fn:Callable|None=None, data_root=None, verbose:bool=False)->pd.DataFrame:
     "Run (or resume) the IMP chain of `imp.levels` levels in `trunk`; one row per level"
-    if imp.rewind_epoch >= train.epochs: raise ConfigError(f"rewind_epoch {imp.rewind_epoch} must be below epochs {train.epochs}")
+    if imp.rewind_epoch >= train.epochs:
+        raise ConfigError(f"rewind_epoch {imp.rewind_epoch} must be below epochs {train.epochs}")
     trunk = ensure_dir(trunk)
     _check_trunk(trunk, imp, train)
     names, sizes, data = _prunable(trunk, imp, train, model_fn, data, data_root)
-    counts, rows, masks = imp_counts(sum(sizes), imp.levels, imp.prune_fraction, imp.count_rounding), [], None
+    counts = imp_counts(sum(sizes), imp.levels, imp.prune_fraction, imp.count_rounding)
+    rows, masks = [], None
     for level in range(imp.levels):
-        folder, done = level_dir(trunk, level), level_dir(trunk, level)/'level.json'
-        if level > 0:
-            prev = load_saved(level_dir(trunk, level - 1)/'final.pt', 'level weights file', corrupt='delete that level folder to retrain it')
-            if (folder/'mask.pt').exists(): new = Masks.load(folder/'mask.pt')
-            else: new = imp_prune(prev, masks, names, imp.prune_fraction, imp.count_rounding); ensure_dir(folder); new.save(folder/'mask.pt')
-            if new.active != counts[level]: raise CheckpointError(f"level {level} has {new.active} active weights, expected {counts[level]}: delete {folder} and re-run")
-            if masks is not None and not all((new[n] <= masks[n]).all() for n in names): raise CheckpointError(f"level {level} masks are not nested in level {level - 1}'s: delete {folder} and re-run")
-            masks = new
+        if level > 0: masks = _next_masks(trunk, level, masks, names, imp, counts[level])
+        done = level_dir(trunk, level)/'level.json'
         trained = not done.exists()
         if trained:
-            data = data if data is not None else get_dataset(train.dataset, root=data_root, val_fraction=train.val_fraction)
+            if data is None: data = get_dataset(train.dataset, root=data_root,
+                                                val_fraction=train.val_fraction)
             tr = train_level(trunk, level, imp, train, masks, device, data, model_fn, verbose)
-            atomic_save({n: v.detach().cpu().clone() for n, v in tr.model.state_dict().items()}, folder/'final.pt')
+            atomic_save(_cpu_state(tr.model), level_dir(trunk, level)/'final.pt')
             m = tr.metrics
-            save_json(dict(level=level, density=1.0 if masks is None else masks.density, active=counts[level],
-                           best_epoch=m['best_epoch'], val_acc=m['val_acc'], test_acc=m['test_acc'],
-                           final_val_acc=m['last_val_acc'], final_test_acc=m['last_test_acc']), done)
+            save_json(dict(level=level, density=1.0 if masks is None else masks.density,
+                           active=counts[level], best_epoch=m['best_epoch'], val_acc=m['val_acc'],
+                           test_acc=m['test_acc'], final_val_acc=m['last_val_acc'],
+                           final_test_acc=m['last_test_acc']), done)
         rows.append(dict(load_json(done), trained=trained))
     return pd.DataFrame(rows)
 
 def _prunable(trunk, imp, train, model_fn, data, data_root):
-    "`(names, sizes, data)`: the chain's prunable names and sizes, computed once from a model built like the trunk's (`prunable.json`)"
+    "`(names, sizes, data)` of the chain's prunable weights, computed once (`prunable.json`)"
     p = Path(trunk)/'prunable.json'
     if p.exists(): return *load_json(p).values(), data
-    if model_fn is None and data is None: data = get_dataset(train.dataset, root=data_root, val_fraction=train.val_fraction)
+    if model_fn is None and data is None:
+        data = get_dataset(train.dataset, root=data_root, val_fraction=train.val_fraction)
     model = model_fn() if model_fn is not None else build_model(train, data)
     names = prunable_names(model, imp.prune_scope, imp.prune_ignore)
     sizes = [model.get_parameter(n).numel() for n in names]
@@ -180,14 +223,18 @@ def _prunable(trunk, imp, train, model_fn, data, data_root):
 
 # %% ../nbs/08_lottery.ipynb #00e2b9df
 def load_chain(trunk, choice:str|None=None, device=None)->tuple:
-    "`(tickets, masks, table)` of the finished levels of `trunk`; `choice` overrides `ticket_choice` ('best_val' or 'final')"
+    "`(tickets, masks, table)` of the finished levels of `trunk` (`choice`: the ticket choice)"
     trunk = Path(trunk)
-    if not (trunk/'imp.json').exists(): raise CheckpointError(f"{str(trunk)!r} is not an IMP trunk (no imp.json): run run_imp first")
+    if not (trunk/'imp.json').exists(): raise CheckpointError(
+        f"{str(trunk)!r} is not an IMP trunk (no imp.json): run run_imp first")
     choice = choice or load_json(trunk/'imp.json')['ticket_choice']
-    if choice not in ('best_val', 'final'): raise ConfigError(f"unknown ticket choice {choice!r}: use 'best_val' or 'final'")
+    if choice not in ('best_val', 'final'): raise ConfigError(
+        f"unknown ticket choice {choice!r}: use 'best_val' or 'final'")
     levels = sorted(int(p.parent.name.split('_')[1]) for p in trunk.glob('level_*/level.json'))
     levels = [l for i, l in enumerate(levels) if l == i]
     load = lambda l: (load_ticket(level_dir(trunk, l)/'ticket.pt')['model'] if choice == 'best_val'
-                      else load_saved(level_dir(trunk, l)/'final.pt', 'level weights file', corrupt='delete that level folder to retrain it'))
+                      else load_saved(level_dir(trunk, l)/'final.pt', 'level weights file',
+                                      corrupt='delete that level folder to retrain it'))
     dev = lambda sd: {k: v.to(device) for k, v in sd.items()} if device is not None else sd
-    return [dev(load(l)) for l in levels], [level_masks(trunk, l, device) for l in levels], pd.DataFrame([load_json(level_dir(trunk, l)/'level.json') for l in levels])
+    return ([dev(load(l)) for l in levels], [level_masks(trunk, l, device) for l in levels],
+            pd.DataFrame([load_json(level_dir(trunk, l)/'level.json') for l in levels]))

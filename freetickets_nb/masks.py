@@ -11,7 +11,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 from fastcore.basics import patch
-from .core import ConfigError, CheckpointError, Registry, atomic_save, load_saved, md_table, make_generator
+from .core import (ConfigError, CheckpointError, Registry, atomic_save, load_saved,
+                                 md_table, make_generator)
 
 # %% auto #0
 __all__ = ['MASKED_TYPES', 'distributions', 'TIE_RULES', 'RANKINGS', 'OPT_STATE_KEYS', 'MASK_POLICIES', 'MASKS_FORMAT',
@@ -23,21 +24,24 @@ __all__ = ['MASKED_TYPES', 'distributions', 'TIE_RULES', 'RANKINGS', 'OPT_STATE_
 MASKED_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 def maskable_weights(model:nn.Module, ignore:tuple=())->dict:
-    "Parameter name → weight of every conv and linear module of `model`, except the modules named in `ignore`"
+    "Parameter name → weight of every conv and linear module of `model` not named in `ignore`"
     mods = dict(model.named_modules())
     bad = sorted(set(ignore) - set(mods))
-    if bad: raise ConfigError(f"ignore lists unknown modules {bad}: use module names from model.named_modules(), e.g. {[n for n in mods if n][:3]}")
-    return {(f'{n}.weight' if n else 'weight'): m.weight for n, m in mods.items() if isinstance(m, MASKED_TYPES) and n not in ignore}
+    if bad: raise ConfigError(f"ignore lists unknown modules {bad}: use module names from "
+                              f"model.named_modules(), e.g. {[n for n in mods if n][:3]}")
+    return {(f'{n}.weight' if n else 'weight'): m.weight for n, m in mods.items()
+            if isinstance(m, MASKED_TYPES) and n not in ignore}
 
 # %% ../nbs/03_masks.ipynb #76dd5950
 class Masks(dict):
-    "Parameter name → bool mask of the weight's shape (True = active); held by the sparsity controller, never a module buffer"
+    "Parameter name → bool mask of the weight's shape (True = active), never a module buffer"
     def __init__(self, masks:Mapping=(), **kw):
         super().__init__()
         self.update(dict(masks, **kw))
     def __setitem__(self, name, m):
         if not isinstance(m, Tensor) or m.dtype != torch.bool:
-            raise ConfigError(f"mask {name!r} must be a bool tensor, got {getattr(m, 'dtype', type(m).__name__)}: convert with `.bool()`")
+            raise ConfigError(f"mask {name!r} must be a bool tensor, got "
+                              f"{getattr(m, 'dtype', type(m).__name__)}: convert with `.bool()`")
         super().__setitem__(name, m)
     def update(self, other=(), **kw):
         for k, v in dict(other, **kw).items(): self[k] = v
@@ -55,20 +59,27 @@ class Masks(dict):
         return self.active / max(self.numel, 1)
     def clone(self)->Masks: return Masks({k: m.clone() for k, m in self.items()})
     def to(self, device)->Masks: return Masks({k: m.to(device) for k, m in self.items()})
-    def __repr__(self): return f"Masks({len(self)} layers, {self.active}/{self.numel} active, density={self.density:.4f})"
+    def __repr__(self):
+        return (f"Masks({len(self)} layers, {self.active}/{self.numel} active, "
+                f"density={self.density:.4f})")
 
 # %% ../nbs/03_masks.ipynb #73f2e17e
 @patch
 def report(self:Masks, targets:dict|None=None)->pd.DataFrame:
     "Per-layer shape, size, active count and density, with a final `total` row (the global density)"
     c = self.counts()
-    rows = [dict(layer=n, shape='×'.join(map(str, m.shape)), numel=m.numel(), active=c[n], density=c[n] / m.numel())
+    rows = [
+        dict(layer=n, shape='×'.join(map(str, m.shape)), numel=m.numel(), active=c[n],
+             density=c[n] / m.numel())
             for n, m in self.items()]
     tot = sum(c.values())
-    rows.append(dict(layer='total', shape='', numel=self.numel, active=tot, density=tot / max(self.numel, 1)))
+    rows.append(
+        dict(layer='total', shape='', numel=self.numel, active=tot,
+             density=tot / max(self.numel, 1)))
     df = pd.DataFrame(rows)
     if targets is not None:
-        t = [targets.get(n, float('nan')) for n in self] + [sum(targets[n] * m.numel() for n, m in self.items()) / max(self.numel, 1)]
+        t = [targets.get(n, float('nan')) for n in self] + [
+            sum(targets[n] * m.numel() for n, m in self.items()) / max(self.numel, 1)]
         df.insert(len(df.columns), 'target', t)
     return df
 
@@ -81,14 +92,17 @@ distributions = Registry('mask distribution')
 def check_density(density)->float:
     "`density` as a float, or a `ConfigError` unless it lies in (0, 1]"
     if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0 < density <= 1:
-        raise ConfigError(f"density must be in (0, 1] (the fraction of weights kept, e.g. 0.2 for 80% sparsity), got {density!r}")
+        raise ConfigError("density must be in (0, 1] (the fraction of weights kept, e.g. 0.2 for "
+                          f"80% sparsity), got {density!r}")
     return float(density)
 
 def _shapes(model)->dict:
     "Name → shape of the masked weights of a model, or of a name → shape/tensor mapping"
-    shapes = ({n: tuple(w.shape) for n, w in maskable_weights(model).items()} if isinstance(model, nn.Module)
+    shapes = ({n: tuple(w.shape) for n, w in maskable_weights(model).items()}
+              if isinstance(model, nn.Module)
               else {n: tuple(getattr(s, 'shape', s)) for n, s in model.items()})
-    if not shapes: raise ConfigError("the model has no conv or linear weights to mask: use a model with nn.Conv2d / nn.Linear layers")
+    if not shapes: raise ConfigError("the model has no conv or linear weights to mask: use a model "
+                                     "with nn.Conv2d / nn.Linear layers")
     return shapes
 
 # %% ../nbs/03_masks.ipynb #f814f0bf
@@ -102,12 +116,16 @@ def uniform_densities(model, density:float, **kwargs)->dict:
 def er_densities(model, density:float, **kwargs)->dict:
     "ER densities ε·Σdims/Πdims with closed-form ε (SET), clipped at 1"
     density, shapes = check_density(density), _shapes(model)
-    eps = density * sum(math.prod(s) for s in shapes.values()) / sum(sum(s) for s in shapes.values())
+    eps = (density * sum(math.prod(s) for s in shapes.values())
+           / sum(sum(s) for s in shapes.values()))
     out = {n: min(1.0, eps * sum(s) / math.prod(s)) for n, s in shapes.items()}
-    kept = sum(d * math.prod(shapes[n]) for n, d in out.items()) / sum(math.prod(s) for s in shapes.values())
-    if kept < density - 1e-9: # ER (SET, ImageNet reference) has no redistribution: say so instead of training at another density
-        warnings.warn(f"ER densities saturate ({', '.join(n for n, d in out.items() if d >= 1)} clipped at 1): the global density is {kept:.4f}, "
-                      f"not {density}; use distribution 'erk', which redistributes what saturated layers cannot take", stacklevel=2)
+    kept = (sum(d * math.prod(shapes[n]) for n, d in out.items())
+            / sum(math.prod(s) for s in shapes.values()))
+    if kept < density - 1e-9: # ER (SET, ImageNet reference) does not redistribute: say so
+        warnings.warn(f"ER densities saturate ({', '.join(n for n, d in out.items() if d >= 1)} "
+                      f"clipped at 1): the global density is {kept:.4f}, "
+                      f"not {density}; use distribution 'erk', which redistributes what saturated "
+                      "layers cannot take", stacklevel=2)
     return out
 
 # %% ../nbs/03_masks.ipynb #7ba41e94
@@ -123,7 +141,8 @@ def erk_densities(model, # an `nn.Module`, or a mapping name → shape
     dense, eps = set(), 0.0
     while len(dense) < len(shapes):
         free = [k for k in shapes if k not in dense]
-        eps = (sum(density * n[k] for k in free) - sum((1 - density) * n[k] for k in dense)) / sum(raw[k] * n[k] for k in free)
+        eps = (sum(density * n[k] for k in free) - sum((1 - density) * n[k] for k in dense)) / sum(
+            raw[k] * n[k] for k in free)
         top = max(raw[k] for k in free)
         if eps * top <= 1: break
         dense |= {k for k in free if raw[k] == top}
@@ -137,28 +156,34 @@ def layer_densities(model, density:float, distribution:str='erk', power_scale:fl
 # %% ../nbs/03_masks.ipynb #939171f7
 def init_masks(model:nn.Module, density:float, # global density d (fraction of weights kept)
                distribution:str='erk', # 'erk', 'er' or 'uniform'
-               generator:torch.Generator|int|None=None, # the mask generator, or a seed for one (None: seed 0)
+               generator:torch.Generator|int|None=None, # the mask generator or its seed (None: 0)
                exact:bool=True, # exact per-layer counts; False: Bernoulli per entry (reference)
                power_scale:float=1.0, # ERK exponent
                ignore:tuple=(), # module names left dense and unmasked
                densities:dict|None=None, # per-layer densities overriding `distribution`
               )->Masks:
-    "Draw a random mask for every masked weight of `model` with per-layer densities from `distribution`"
+    "A random mask for every masked weight of `model`, per-layer densities from `distribution`"
     ws = maskable_weights(model, ignore)
-    dens = densities if densities is not None else layer_densities(_shapes(ws), density, distribution, power_scale)
-    g = generator if isinstance(generator, torch.Generator) else make_generator(generator or 0, 'masks')
+    dens = (densities if densities is not None
+            else layer_densities(_shapes(ws), density, distribution, power_scale))
+    g = (generator if isinstance(generator, torch.Generator)
+         else make_generator(generator or 0, 'masks'))
     masks = Masks()
     for name, w in ws.items():
         n, d = w.numel(), float(dens[name])
-        if not 0 < d <= 1: raise ConfigError(f"layer density of {name!r} is {d}: per-layer densities must be in (0, 1]")
+        if not 0 < d <= 1: raise ConfigError(f"layer density of {name!r} is {d}: per-layer "
+                                             "densities must be in (0, 1]")
         if exact:
             k = min(n, max(1, round(d * n)))
             m = torch.ones(n, dtype=torch.bool, device=g.device)
-            if k < n: m = torch.zeros_like(m).index_fill_(0, torch.randperm(n, generator=g, device=g.device)[:k], True)
+            if k < n:
+                keep = torch.randperm(n, generator=g, device=g.device)[:k]
+                m = torch.zeros_like(m).index_fill_(0, keep, True)
         else: m = torch.rand(n, generator=g, device=g.device) < d
         masks[name] = m.view(w.shape).to(w.device)
     empty = [k for k, c in masks.counts().items() if c == 0]
-    if empty: warnings.warn(f"layers {empty} drew no active weight (Bernoulli sampling): they are switched off; use exact=True")
+    if empty: warnings.warn(f"layers {empty} drew no active weight (Bernoulli sampling): they are "
+                            "switched off; use exact=True")
     return masks
 
 # %% ../nbs/03_masks.ipynb #4fd52455
@@ -172,17 +197,20 @@ def _kth_largest(flat:Tensor, k:int)->Tensor:
 
 def top_k_mask(scores:Tensor, # one score tensor, or `[A, ...]` with `batched`
                k:int, # entries kept (per row), 0 ≤ k ≤ n
-               ties:str='index', # 'index': exactly k, ties to the lower flat index; 'keep_all': all ≥ the k-th
+               ties:str='index', # 'index': exactly k, ties to the lower index; 'keep_all': all ties
                batched:bool=False, # one selection per row `scores[a]`
               )->Tensor:
     "Bool mask of the `k` largest `scores` (NaN counts as the largest)"
     if ties not in TIE_RULES:
-        raise ConfigError(f"unknown tie rule {ties!r}: use 'index' (exactly k) or 'keep_all' (k + ties)")
+        raise ConfigError(f"unknown tie rule {ties!r}: use 'index' (exactly k) or 'keep_all' (k + "
+                          "ties)")
     flat = scores.reshape(len(scores) if batched else 1, -1)
     n, k = flat.shape[1], int(k)
-    if not 0 <= k <= n: raise ConfigError(f"cannot keep k={k} of {n} entries: k must be in [0, {n}]")
+    if not 0 <= k <= n: raise ConfigError(
+        f"cannot keep k={k} of {n} entries: k must be in [0, {n}]")
     if k in (0, n): return torch.full(scores.shape, k > 0, dtype=torch.bool, device=scores.device)
-    if flat.is_floating_point(): flat = flat.nan_to_num(nan=math.inf, posinf=math.inf, neginf=-math.inf)
+    if flat.is_floating_point(): flat = flat.nan_to_num(nan=math.inf, posinf=math.inf,
+                                                        neginf=-math.inf)
     v = _kth_largest(flat, k)
     above, tied = flat > v, flat == v
     if ties == 'index': tied &= tied.cumsum(1) <= k - above.sum(1, keepdim=True)
@@ -190,12 +218,13 @@ def top_k_mask(scores:Tensor, # one score tensor, or `[A, ...]` with `batched`
 
 # %% ../nbs/03_masks.ipynb #c9d1e2f3
 def top_k_masks(scores:Mapping, # name → scores (`[A, ...]` each with `batched`)
-                k:int|Mapping, # an int: the k largest over all tensors together; name → kₗ: per tensor
+                k:int|Mapping, # int: the k largest over all tensors; name → kₗ: per tensor
                 ties:str='index', # 'index' (exactly k) or 'keep_all' (k + ties), as in `top_k_mask`
                 batched:bool=False, # one selection per network of a stack
                )->Masks:
-    "Name → bool mask of the `k` largest scores, ranked globally (an int `k`) or layer-wise (a dict `k`)"
-    if isinstance(k, Mapping): return Masks({n: top_k_mask(s, k[n], ties, batched) for n, s in scores.items()})
+    "Name → bool mask of the `k` largest scores, ranked globally (int `k`) or per layer (dict `k`)"
+    if isinstance(k, Mapping): return Masks({n: top_k_mask(s, k[n], ties, batched)
+                                             for n, s in scores.items()})
     lead = (len(next(iter(scores.values()))),) if batched else ()
     flat = torch.cat([s.reshape(*lead, -1) for s in scores.values()], -1)
     sizes = [s[0].numel() if batched else s.numel() for s in scores.values()]
@@ -206,18 +235,21 @@ def top_k_masks(scores:Mapping, # name → scores (`[A, ...]` each with `batched
 RANKINGS = ('global', 'layerwise')
 
 def magnitude_masks(model:nn.Module, density:float, # the model and the density d kept
-                    ranking:str='global', # 'global': round(d·N) over all layers; 'layerwise': round(d·nₗ) each
+                    ranking:str='global', # 'global': round(d·N) in all, 'layerwise': round(d·nₗ)
                     ignore:tuple=())->Masks:
-    "Keep the largest |w| of the masked weights of `model`, ranked over all layers together or per layer"
+    "Keep the largest |w| of the masked weights of `model`, ranked over all layers or per layer"
     density, ws = check_density(density), maskable_weights(model, ignore)
-    if ranking not in RANKINGS: raise ConfigError(f"unknown ranking {ranking!r}: use 'global' or 'layerwise'")
+    if ranking not in RANKINGS: raise ConfigError(f"unknown ranking {ranking!r}: use 'global' or "
+                                                  "'layerwise'")
     n = sum(w.numel() for w in ws.values())
-    k = round(density * n) if ranking == 'global' else {k: round(density * w.numel()) for k, w in ws.items()}
+    k = round(density * n) if ranking == 'global' else {k: round(density * w.numel())
+                                                        for k, w in ws.items()}
     return top_k_masks({k: w.detach().abs() for k, w in ws.items()}, k)
 
 def masks_from_nonzeros(model:nn.Module, ignore:tuple=())->Masks:
     "Masks `w ≠ 0` of a dense state (an active weight that is exactly 0 is lost)"
-    warnings.warn("masks inferred from nonzero weights: an active weight that is exactly 0 becomes inactive; "
+    warnings.warn("masks inferred from nonzero weights: an active weight that is exactly 0 becomes "
+                  "inactive; "
                   "save masks explicitly")
     return Masks({k: w.detach() != 0 for k, w in maskable_weights(model, ignore).items()})
 
@@ -225,7 +257,7 @@ def masks_from_nonzeros(model:nn.Module, ignore:tuple=())->Masks:
 OPT_STATE_KEYS = ('momentum_buffer', 'exp_avg', 'exp_avg_sq')
 
 def mul_masks_(tensors:list, masks:list):
-    "Multiply each tensor in place by its mask (pairs whose tensor is `None` are skipped), vectorised"
+    "Multiply each tensor in place by its mask (a `None` tensor is skipped), vectorised"
     pairs = [(t, m) for t, m in zip(tensors, masks) if t is not None]
     if pairs:
         with torch.no_grad(): torch._foreach_mul_([t for t, _ in pairs], [m for _, m in pairs])
@@ -235,7 +267,8 @@ def params(self:Masks, model:nn.Module)->list:
     "The parameters of `model` named by the masks, in mask order"
     try: return [model.get_parameter(n) for n in self]
     except AttributeError as e:
-        raise CheckpointError(f"masks do not match the model ({e}): use masks made for this architecture") from None
+        raise CheckpointError(f"masks do not match the model ({e}): use masks made for this "
+                              "architecture") from None
 
 # %% ../nbs/03_masks.ipynb #6bd20a23
 def mask_count(masks:Mapping)->int:
@@ -248,7 +281,8 @@ def apply_masks(sd:Mapping, # a state dict (tensors may carry a leading stack di
     "A copy of `sd` with every tensor named in `masks` multiplied by its mask"
     if masks is None: return dict(sd)
     missing = set(masks) - set(sd)
-    if missing: raise ConfigError(f"masks name tensors {sorted(missing)[:3]} absent from the state dict: "
+    if missing: raise ConfigError(f"masks name tensors {sorted(missing)[:3]} absent from the state "
+                                  "dict: "
                                   "masks are keyed by state-dict names such as 'fc.weight'")
     return {k: v * masks[k].to(v.device, v.dtype) if k in masks else v for k, v in sd.items()}
 
@@ -264,16 +298,18 @@ def combine_masks(masks:list, policy:str='union')->Masks:
 
 def apply_mask_policy(state:Mapping, # weights; `[A, ...]` per tensor with `batched`
                 policy:str, # 'union', 'intersection' or 'reprune'
-                masks:Sequence=(), # 'union'/'intersection': the tickets' masks (None entries: dense tickets)
+                masks:Sequence=(), # 'union'/'intersection': the tickets' masks (None: dense)
                 names:Sequence|None=None, # 'reprune': the prunable tensors
                 k:int|Mapping|None=None, # 'reprune': count, global (int) or per tensor (dict)
-                ties:str='index', # 'reprune': 'index' (exactly k) or 'keep_all' (k + ties at the cut-off)
+                ties:str='index', # 'reprune': 'index' (exactly k) or 'keep_all' (k + ties)
                 batched:bool=False, # `state` is a stack of networks, re-pruned one by one
                )->tuple:
-    "`(state, masks)`: `state` with the masks of `policy` applied (masks None when there is nothing to apply)"
-    if policy not in MASK_POLICIES: raise ConfigError(f"unknown mask policy {policy!r}: use one of {MASK_POLICIES}")
+    "`(state, masks)`: `state` with the masks of `policy` applied (None: nothing to apply)"
+    if policy not in MASK_POLICIES: raise ConfigError(f"unknown mask policy {policy!r}: use one of "
+                                                      f"{MASK_POLICIES}")
     if policy == 'reprune':
-        if names is None or k is None: raise ConfigError("policy 'reprune' needs the prunable names and k")
+        if names is None or k is None: raise ConfigError(
+            "policy 'reprune' needs the prunable names and k")
         m = top_k_masks({n: state[n].detach().abs().float() for n in names}, k, ties, batched)
     else:
         masks = [m for m in masks if m is not None]
@@ -287,14 +323,18 @@ def pack_bits(m:Tensor)->Tensor:
     "uint8 tensor of the flattened bool mask `m`, 8 entries per byte, most significant bit first"
     flat = m.reshape(-1).to(torch.uint8)
     flat = torch.cat([flat, flat.new_zeros(-flat.numel() % 8)])
-    return (flat.view(-1, 8) * torch.tensor(_BIT_WEIGHTS, dtype=torch.uint8, device=m.device)).sum(1, dtype=torch.uint8)
+    return (flat.view(-1, 8) * torch.tensor(_BIT_WEIGHTS, dtype=torch.uint8, device=m.device)).sum(
+        1, dtype=torch.uint8)
 
 def unpack_bits(bits:Tensor, shape)->Tensor:
     "The bool mask of `shape` packed in `bits` by `pack_bits`"
     n = math.prod(shape)
     if bits.dtype != torch.uint8 or bits.numel() != -(-n // 8):
-        raise CheckpointError(f"packed mask has {bits.numel()} {bits.dtype} bytes, expected {-(-n // 8)} uint8 for shape {tuple(shape)}: the file is corrupt")
-    return (bits[:, None] & torch.tensor(_BIT_WEIGHTS, dtype=torch.uint8, device=bits.device)).ne(0).reshape(-1)[:n].view(tuple(shape))
+        raise CheckpointError(f"packed mask has {bits.numel()} {bits.dtype} bytes, expected "
+                              f"{-(-n // 8)} uint8 for shape {tuple(shape)}: the file is corrupt")
+    return (bits[:, None]
+            & torch.tensor(_BIT_WEIGHTS, dtype=torch.uint8, device=bits.device)).ne(0).reshape(
+                -1)[:n].view(tuple(shape))
 
 # %% ../nbs/03_masks.ipynb #73514e07
 @patch
@@ -312,26 +352,33 @@ MASKS_FORMAT = 'freetickets_nb.masks/1'
 @patch
 def state_dict(self:Masks)->dict:
     "`{'format', 'layers': {name: {'shape', 'bits'}}}` with bit-packed CPU tensors"
-    return {'format': MASKS_FORMAT, 'layers': {n: {'shape': list(m.shape), 'bits': pack_bits(m).cpu()} for n, m in self.items()}}
+    return {'format': MASKS_FORMAT,
+            'layers': {n: {'shape': list(m.shape), 'bits': pack_bits(m).cpu()}
+                       for n, m in self.items()}}
 
 @patch(cls_method=True)
 def from_state_dict(cls:Masks, sd:dict, device=None)->Masks:
     "Masks from a `state_dict`, on `device`"
     if not isinstance(sd, dict) or sd.get('format') != MASKS_FORMAT:
-        raise CheckpointError(f"not a packed-masks state (format {sd.get('format') if isinstance(sd, dict) else type(sd).__name__!r}, expected {MASKS_FORMAT!r}): pass a file written by Masks.save")
+        got = sd.get('format') if isinstance(sd, dict) else type(sd).__name__
+        raise CheckpointError(f"not a packed-masks state (format {got!r}, expected "
+                              f"{MASKS_FORMAT!r}): pass a file written by Masks.save")
     return cls({n: unpack_bits(v['bits'].to(device), v['shape']) for n, v in sd['layers'].items()})
 
 # %% ../nbs/03_masks.ipynb #4c4c497b
 @patch
 def check(self:Masks, model:nn.Module, ignore:tuple=())->Masks:
-    "Raise `CheckpointError` unless the masks name exactly the model's masked weights (less `ignore`), with their shapes"
+    "`CheckpointError` unless the masks name exactly the model's masked weights and shapes"
     ws = maskable_weights(model, ignore)
     missing, extra = sorted(set(ws) - set(self)), sorted(set(self) - set(ws))
-    shape = [f"{k} {tuple(self[k].shape)} in the masks, {tuple(ws[k].shape)} in the model" for k in sorted(set(ws) & set(self))
+    shape = [f"{k} {tuple(self[k].shape)} in the masks, {tuple(ws[k].shape)} in the model"
+             for k in sorted(set(ws) & set(self))
              if tuple(ws[k].shape) != tuple(self[k].shape)]
     if missing or extra or shape:
-        diff = '; '.join([f"missing {missing}"] * bool(missing) + [f"unexpected {extra}"] * bool(extra) + [f"wrong shape: {', '.join(shape)}"] * bool(shape))
-        raise CheckpointError(f"masks do not match the model ({diff}): load masks saved for this architecture")
+        diff = '; '.join([f"missing {missing}"] * bool(missing) + [f"unexpected {extra}"]
+                         * bool(extra) + [f"wrong shape: {', '.join(shape)}"] * bool(shape))
+        raise CheckpointError(f"masks do not match the model ({diff}): load masks saved for this "
+                              "architecture")
     return self
 
 @patch

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import patch
 import matplotlib.pyplot as plt
-from .core import ConfigError, DataError, CheckpointError, atomic_save, load_saved, get_device, make_generator
+from .core import (ConfigError, DataError, CheckpointError, atomic_save, load_saved,
+                                 get_device, make_generator)
 from .data import TensorSplit, DataBundle, DeviceLoader, get_dataset, datasets
 from .stack import stack_states, stacked_forward
 from .plots import new_fig
@@ -34,69 +35,87 @@ class Predictions:
     "Member logits `[M, N, C]` and labels `[N]` of one evaluation set, with metadata"
     logits:Tensor # [M, N, C] float32 member logits (log-probabilities work too)
     labels:Tensor # [N] int64 labels (−1 for OoD sets without classes)
-    meta:dict=field(default_factory=dict) # JSON-able facts: dataset, split, corruption, member ids, ...
+    meta:dict=field(
+        default_factory=dict) # JSON-able facts: dataset, split, corruption, member ids, ...
     def __post_init__(self):
-        self.logits, self.labels = torch.as_tensor(self.logits).float(), torch.as_tensor(self.labels).long()
+        self.logits, self.labels = (torch.as_tensor(self.logits).float(),
+                                    torch.as_tensor(self.labels).long())
         if self.logits.ndim == 2: self.logits = self.logits[None]
         if self.logits.ndim != 3 or self.logits.shape[1] != len(self.labels):
-            raise ConfigError(f"logits must be [M, N, C] with N = {len(self.labels)} labels, got shape {tuple(self.logits.shape)}")
+            raise ConfigError(f"logits must be [M, N, C] with N = {len(self.labels)} labels, got "
+                              f"shape {tuple(self.logits.shape)}")
     @property
     def probs(self)->Tensor: return self.logits.softmax(-1) # [M, N, C] float32 member probabilities
     @property
-    def ensemble(self)->Tensor: return self.logits.double().softmax(-1).mean(0) # [N, C] float64 mean of member probabilities
+    def ensemble(self)->Tensor:
+        return self.logits.double().softmax(-1).mean(
+            0) # [N, C] float64 mean of member probabilities
     @property
-    def ensemble_log(self)->Tensor: return self.logits.double().log_softmax(-1).logsumexp(0) - np.log(self.members) # [N, C] float64 log p̄, exact
+    def ensemble_log(self)->Tensor:
+        return self.logits.double().log_softmax(-1).logsumexp(0) - np.log(
+            self.members) # [N, C] float64 log p̄, exact
     @property
     def members(self)->int: return self.logits.shape[0]
     @property
     def num_classes(self)->int: return self.logits.shape[2]
     def __len__(self): return len(self.labels)
-    def member(self, i:int)->Predictions: return Predictions(self.logits[i:i+1], self.labels, {**self.meta, 'member': i})
+    def member(self, i:int)->Predictions:
+        return Predictions(self.logits[i:i+1], self.labels, {**self.meta, 'member': i})
     def __repr__(self): return f"Predictions(M={self.members}, N={len(self)}, C={self.num_classes})"
 
 # %% ../nbs/10_metrics.ipynb #7f3f4f88
 @patch
 def save(self:Predictions, path)->Path:
     "Write the predictions to `path` atomically (`torch.save` of plain tensors and metadata)"
-    return atomic_save(dict(format=PREDICTIONS_FORMAT, logits=self.logits.cpu(), labels=self.labels.cpu(), meta=self.meta), path)
+    return atomic_save(
+        dict(format=PREDICTIONS_FORMAT, logits=self.logits.cpu(), labels=self.labels.cpu(),
+             meta=self.meta), path)
 
 @patch(cls_method=True)
 def load(cls:Predictions, path)->Predictions:
-    "Read predictions written by `Predictions.save`, raising `CheckpointError` when missing or corrupt"
-    d = load_saved(path, 'prediction cache', missing='run the evaluation first', corrupt='delete it and re-run', fmt=PREDICTIONS_FORMAT)
+    "Predictions written by `Predictions.save` (`CheckpointError` when missing or corrupt)"
+    d = load_saved(path, 'prediction cache', missing='run the evaluation first',
+                   corrupt='delete it and re-run', fmt=PREDICTIONS_FORMAT)
     return cls(d['logits'], d['labels'], d['meta'])
 
 # %% ../nbs/10_metrics.ipynb #6212e685
 def _members(model_or_members)->list:
     ms = [model_or_members] if isinstance(model_or_members, nn.Module) else list(model_or_members)
-    if not ms or not all(isinstance(m, nn.Module) for m in ms): raise ConfigError("predict needs an nn.Module or a non-empty list of them")
+    if not ms or not all(isinstance(m, nn.Module) for m in ms): raise ConfigError(
+        "predict needs an nn.Module or a non-empty list of them")
     return ms
 
 def same_architecture(members:Sequence)->bool:
     "True when all members are of one class with identical state-dict names and shapes (stackable)"
     sds = [m.state_dict() for m in members]
     shapes = lambda sd: [(k, tuple(v.shape), v.dtype) for k, v in sd.items()]
-    return len({type(m) for m in members}) == 1 and all(shapes(sd) == shapes(sds[0]) for sd in sds[1:])
+    return len({type(m) for m in members}) == 1 and all(shapes(sd) == shapes(sds[0])
+                                                        for sd in sds[1:])
 
 def _batches(data, batch_size:int, device, mean=None, std=None)->Iterable:
-    "`(x, y)` batches on `device` from a `TensorSplit`, an `(x, y)` tensor pair or an iterable of batches"
+    "`(x, y)` batches on `device` from a `TensorSplit`, an `(x, y)` tensor pair or batches"
     if isinstance(data, TensorSplit):
-        if mean is None or std is None: raise ConfigError("a TensorSplit holds uint8 images: pass mean= and std= (the in-distribution bundle's normalisation)")
+        if mean is None or std is None: raise ConfigError(
+            "a TensorSplit holds uint8 images: pass mean= and std= (the in-distribution bundle's "
+            "normalisation)")
         return DeviceLoader(data, batch_size, mean, std, device=device)
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
+    if isinstance(data,
+                  (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
         x, y = data
         if len(x) != len(y): raise DataError(f"{len(x)} inputs but {len(y)} labels")
-        return ((x[i:i+batch_size].to(device), y[i:i+batch_size].to(device)) for i in range(0, len(y), batch_size))
+        return ((x[i:i+batch_size].to(device), y[i:i+batch_size].to(device))
+                for i in range(0, len(y), batch_size))
     return data
 
 # %% ../nbs/10_metrics.ipynb #77e8d732
 @torch.no_grad()
 def predict(model_or_members, # one model or a list of M member models
-            data, # a `TensorSplit`, an `(x, y)` pair of float tensors, or an iterable of `(x, y)` batches
+            data, # a `TensorSplit`, an `(x, y)` pair of float tensors, or `(x, y)` batches
             batch_size:int=256, # batch size for `TensorSplit` and tensor-pair inputs
-            device=None, # evaluation device, members are moved there (default: the device of the first member's parameters)
-            vectorize:bool|None=None, # one `vmap` pass over members of one architecture (False: a loop; None: vmap on CUDA only)
-            mean:Sequence|None=None, std:Sequence|None=None, # normalisation of a uint8 `TensorSplit`
+            device=None, # evaluation device, members moved there (default: the first member's)
+            vectorize:bool|None=None, # one `vmap` pass (False: a loop; None: on CUDA only)
+            mean:Sequence|None=None,
+            std:Sequence|None=None, # normalisation of a uint8 `TensorSplit`
             meta:dict|None=None, # extra metadata stored with the predictions
            )->Predictions:
     "Member logits `[M, N, C]` and labels of the members on `data`, in eval mode"
@@ -105,7 +124,8 @@ def predict(model_or_members, # one model or a list of M member models
     modes = [m.training for m in ms]
     for m in ms: m.to(dev).eval()
     if vectorize is None: vectorize = dev.type == 'cuda'
-    stacked = stack_states([m.state_dict() for m in ms]) if vectorize and len(ms) > 1 and same_architecture(ms) else None
+    stacked = (stack_states([m.state_dict() for m in ms]) if vectorize and len(ms) > 1
+               and same_architecture(ms) else None)
     outs, ys = [], []
     try:
         for x, y in _batches(data, batch_size, dev, mean, std):
@@ -125,8 +145,11 @@ def predict(model_or_members, # one model or a list of M member models
 def _check(probs, labels)->tuple:
     "`probs` as float64 `[N, C]` and `labels` as int64 `[N]` on the same device"
     p, y = torch.as_tensor(probs).double(), torch.as_tensor(labels)
-    if p.ndim != 2: raise ConfigError(f"probabilities must be [N, C] (examples, classes), got shape {tuple(p.shape)}: pass Predictions.ensemble or one member's probs")
-    if y.shape != p.shape[:1]: raise ConfigError(f"labels must be [N] with N = {len(p)}, got shape {tuple(y.shape)}")
+    if p.ndim != 2: raise ConfigError("probabilities must be [N, C] (examples, classes), got "
+                                      f"shape {tuple(p.shape)}: pass Predictions.ensemble or one "
+                                      "member's probs")
+    if y.shape != p.shape[:1]: raise ConfigError(f"labels must be [N] with N = {len(p)}, got shape "
+                                                 f"{tuple(y.shape)}")
     return p, y.to(p.device).long()
 
 def accuracy(probs:Tensor, labels:Tensor)->float: # probs: [N, C], labels: [N]
@@ -147,7 +170,7 @@ def nll(probs:Tensor, # [N, C] probabilities (or log-probabilities with `log=Tru
 def brier(probs:Tensor, labels:Tensor, # [N, C], [N]
           per_class:bool=False, # divide by C ("Brier/C")
          )->float:
-    "Brier score: squared distance to the one-hot label, summed over classes, averaged over examples"
+    "Brier score: squared distance to the one-hot label, summed over classes, mean over examples"
     p, y = _check(probs, labels)
     b = (p - F.one_hot(y, p.shape[1]).double()).pow(2).sum(-1).mean().item()
     return b / p.shape[1] if per_class else b
@@ -156,18 +179,22 @@ def brier(probs:Tensor, labels:Tensor, # [N, C], [N]
 ECE_VARIANTS = ('standard', 'freetickets')
 
 def calibration_bins(probs:Tensor, labels:Tensor, # [N, C], [N]
-                     n_bins:int=15, # K bins ('standard'); number of edges ('freetickets': K − 1 bins)
-                     variant:str='standard', # 'standard' (K right-closed bins) or 'freetickets' (linspace(0, 1, K) as edges)
+                     n_bins:int=15, # K bins ('standard'); edges ('freetickets': K − 1 bins)
+                     variant:str='standard', # 'standard' or 'freetickets' (linspace(0, 1, K) edges)
                     )->tuple:
-    "`(lo, hi, count, correct, conf_sum)` per bin, float64 tensors over the right-closed confidence bins"
-    if variant not in ECE_VARIANTS: raise ConfigError(f"unknown ECE variant {variant!r}: use one of {ECE_VARIANTS}")
-    if n_bins < (2 if variant == 'standard' else 3): raise ConfigError(f"n_bins too small for the {variant!r} variant: got {n_bins}")
+    "`(lo, hi, count, correct, conf_sum)` per right-closed confidence bin (float64 tensors)"
+    if variant not in ECE_VARIANTS: raise ConfigError(f"unknown ECE variant {variant!r}: use one "
+                                                      f"of {ECE_VARIANTS}")
+    if n_bins < (2 if variant == 'standard' else 3): raise ConfigError(
+        f"n_bins too small for the {variant!r} variant: got {n_bins}")
     p, y = _check(probs, labels)
     conf, pred = p.max(-1)
-    edges = torch.linspace(0, 1, n_bins + 1 if variant == 'standard' else n_bins, dtype=torch.float64, device=p.device)
+    edges = torch.linspace(0, 1, n_bins + 1 if variant == 'standard' else n_bins,
+                           dtype=torch.float64, device=p.device)
     idx = torch.bucketize(conf, edges[1:-1], right=False)
     K = len(edges) - 1
-    count = torch.zeros(K, dtype=torch.float64, device=p.device).index_add_(0, idx, torch.ones_like(conf))
+    count = torch.zeros(K, dtype=torch.float64, device=p.device)
+    count.index_add_(0, idx, torch.ones_like(conf))
     correct = torch.zeros_like(count).index_add_(0, idx, (pred == y).double())
     return edges[:-1], edges[1:], count, correct, torch.zeros_like(count).index_add_(0, idx, conf)
 
@@ -186,33 +213,41 @@ def ece(probs:Tensor, labels:Tensor, # [N, C], [N]
 
 # %% ../nbs/10_metrics.ipynb #2a4a6cd7
 def reliability(probs:Tensor, labels:Tensor, n_bins:int=15, variant:str='standard')->pd.DataFrame:
-    "The calibration bin table: `lo, hi, count, acc, conf, gap` (gap = conf − acc; NaN for empty bins)"
-    lo, hi, count, correct, conf = (t.cpu().numpy() for t in calibration_bins(probs, labels, n_bins, variant))
+    "The calibration bin table: `lo, hi, count, acc, conf, gap` (gap = conf − acc; empty: NaN)"
+    lo, hi, count, correct, conf = (t.cpu().numpy()
+                                    for t in calibration_bins(probs, labels, n_bins, variant))
     with np.errstate(invalid='ignore', divide='ignore'): acc, mc = correct / count, conf / count
     df = pd.DataFrame(dict(lo=lo, hi=hi, count=count.astype(int), acc=acc, conf=mc, gap=mc - acc))
     df.attrs.update(n_bins=n_bins, variant=variant, n=int(count.sum()))
     return df
 
 # %% ../nbs/10_metrics.ipynb #241bc0fe
-def plot_reliability(probs:Tensor|dict, # [N, C] probabilities, or a dict name → [N, C] for side-by-side panels
+def plot_reliability(
+    probs:Tensor|dict, # [N, C] probabilities, or a dict name → [N, C] for side-by-side panels
                      labels:Tensor, # [N]
                      n_bins:int=15, variant:str='standard', size:float=3.)->tuple:
-    "`(fig, table)`: reliability diagrams with shared axes and their bin tables (a `name` column per panel)"
+    "`(fig, table)`: reliability diagrams with shared axes and their bin tables (`name`: the panel)"
     panels = probs if isinstance(probs, dict) else {'': probs}
-    fig, axs = new_fig(size, size * 0.55, ncols=len(panels), nrows=2, sharex=True, sharey='row', gridspec_kw=dict(height_ratios=[3, 1]))
+    fig, axs = new_fig(size, size * 0.55, ncols=len(panels), nrows=2, sharex=True, sharey='row',
+                       gridspec_kw=dict(height_ratios=[3, 1]))
     axs, tabs = np.asarray(axs).reshape(2, -1), []
     for j, (name, p) in enumerate(panels.items()):
         t = reliability(p, labels, n_bins, variant)
         w, ne, top, bot = t.hi - t.lo, t['count'] > 0, axs[0, j], axs[1, j]
-        top.bar(t.lo[ne], t.acc[ne], width=w[ne], align='edge', edgecolor='k', lw=.5, label='accuracy')
-        top.bar(t.lo[ne], -t.gap[ne], bottom=t.conf[ne], width=w[ne], align='edge', color='tab:red', alpha=.3, label='gap')
+        top.bar(t.lo[ne], t.acc[ne], width=w[ne], align='edge', edgecolor='k', lw=.5,
+                label='accuracy')
+        top.bar(t.lo[ne], -t.gap[ne], bottom=t.conf[ne], width=w[ne], align='edge',
+                color='tab:red', alpha=.3, label='gap')
         top.plot([0, 1], [0, 1], 'k--', lw=1)
         e = (t['count'] * t.gap.abs()).sum() / t['count'].sum()
-        top.set_title(f"{name + ': ' if name else ''}ECE {e:.4f} (K={len(t)}, N={t.attrs['n']})", fontsize=8)
+        top.set_title(f"{name + ': ' if name else ''}ECE {e:.4f} (K={len(t)}, N={t.attrs['n']})",
+                      fontsize=8)
         bot.bar(t.lo, t['count'] / t['count'].sum(), width=w, align='edge', color='tab:gray')
         top.set_xlim(0, 1); top.set_ylim(0, 1); bot.set_xlabel('confidence')
         tabs.append(t.assign(name=name))
-    axs[0, 0].set_ylabel('accuracy'); axs[1, 0].set_ylabel('fraction'); axs[0, 0].legend(loc='upper left', fontsize=7)
+    axs[0, 0].set_ylabel('accuracy')
+    axs[1, 0].set_ylabel('fraction')
+    axs[0, 0].legend(loc='upper left', fontsize=7)
     fig.tight_layout()
     return fig, pd.concat(tabs, ignore_index=True)
 
@@ -220,13 +255,15 @@ def plot_reliability(probs:Tensor|dict, # [N, C] probabilities, or a dict name �
 def evaluate_probs(probs:Tensor, labels:Tensor, # [N, C], [N]
                    n_bins:int=15, variant:str='standard', # ECE binning
                    eps:float=1e-12, # NLL clamp, used only without `log_probs`
-                   log_probs:Tensor|None=None, # [N, C] log-probabilities: the NLL comes from them, exactly
+                   log_probs:Tensor|None=None, # [N, C] log-probabilities: the exact NLL from them
                   )->dict:
     "`acc`, `nll`, `ece` and `brier` of one probability table"
     nl = nll(log_probs, labels, log=True) if log_probs is not None else nll(probs, labels, eps)
-    return dict(acc=accuracy(probs, labels), nll=nl, ece=ece(probs, labels, n_bins, variant), brier=brier(probs, labels))
+    return dict(acc=accuracy(probs, labels), nll=nl, ece=ece(probs, labels, n_bins, variant),
+                brier=brier(probs, labels))
 
-def member_summary(preds:Predictions, # member predictions (or member probabilities [M, N, C] with `labels`)
+def member_summary(
+    preds:Predictions, # member predictions (or member probabilities [M, N, C] with `labels`)
                    labels:Tensor|None=None, # [N], only with a probability tensor
                    n_bins:int=15, variant:str='standard',
                    ddof:int=1, # std over members: 1 (default) or 0 (FreeTickets)
@@ -239,7 +276,8 @@ def member_summary(preds:Predictions, # member predictions (or member probabilit
     ens = evaluate_probs(preds.ensemble, y, n_bins, variant, log_probs=preds.ensemble_log)
     mem = pd.DataFrame([evaluate_probs(p, y, n_bins, variant, log_probs=lp)
                         for p, lp in zip(lg.softmax(-1), lg.log_softmax(-1))])
-    df = pd.DataFrame(dict(ensemble=pd.Series(ens), member_mean=mem.mean(), member_std=mem.std(ddof=ddof)))
+    df = pd.DataFrame(
+        dict(ensemble=pd.Series(ens), member_mean=mem.mean(), member_std=mem.std(ddof=ddof)))
     df.index.name = 'metric'
     df.attrs.update(members=preds.members, n=len(preds), n_bins=n_bins, variant=variant, ddof=ddof)
     return df
@@ -248,7 +286,8 @@ def member_summary(preds:Predictions, # member predictions (or member probabilit
 def _members_probs(probs)->Tensor:
     p = torch.as_tensor(probs).double()
     if p.ndim == 2: p = p[None]
-    if p.ndim != 3: raise ConfigError(f"scores take member probabilities [M, N, C] or [N, C], got shape {tuple(p.shape)}")
+    if p.ndim != 3: raise ConfigError("scores take member probabilities [M, N, C] or [N, C], got "
+                                      f"shape {tuple(p.shape)}")
     return p
 
 def msp(probs:Tensor)->Tensor: # [M, N, C] or [N, C]
@@ -256,12 +295,12 @@ def msp(probs:Tensor)->Tensor: # [M, N, C] or [N, C]
     return -_members_probs(probs).mean(0).max(-1).values
 
 def entropy(probs:Tensor)->Tensor: # [M, N, C] or [N, C]
-    "Predictive entropy H(p̄) in nats per example, 0·log 0 = 0 (the entropy of the mean for member probabilities)"
+    "Predictive entropy H(p̄) in nats per example, 0·log 0 = 0 (for members: of their mean)"
     p = _members_probs(probs).mean(0)
     return -torch.special.xlogy(p, p).sum(-1)
 
 def mutual_info(probs:Tensor)->Tensor: # [M, N, C]
-    "Mutual information H(p̄) − mean_m H(p_m) per example, in nats, clamped at 0; NaN for one member"
+    "Mutual information H(p̄) − mean_m H(p_m) per example, nats, clamped at 0; NaN for one member"
     p = _members_probs(probs)
     if len(p) < 2: return torch.full(p.shape[1:2], float('nan'), dtype=p.dtype, device=p.device)
     return (entropy(p) - torch.stack([entropy(q) for q in p]).mean(0)).clamp_min(0)
@@ -270,7 +309,7 @@ OOD_SCORES = {'msp': msp, 'entropy': entropy, 'mutual_info': mutual_info}
 
 # %% ../nbs/10_metrics.ipynb #dde774b2
 def _counts(pos:np.ndarray, neg:np.ndarray)->tuple:
-    "Cumulative true / false positives at each distinct threshold, sweeping the score from high to low"
+    "Cumulative true / false positives at each distinct threshold, score from high to low"
     s, lab = np.concatenate([pos, neg]), np.r_[np.ones(len(pos)), np.zeros(len(neg))]
     o = np.argsort(-s, kind='mergesort')
     s, lab = s[o], lab[o]
@@ -285,10 +324,13 @@ def _average_precision(pos, neg)->float:
 def ood_metrics(score_in, # [N_id] scores of in-distribution examples (higher = more OoD)
                 score_out, # [N_ood] scores of OoD examples
                )->dict:
-    "`auroc`, `aupr_in`, `aupr_out` and `fpr95` with OoD as the positive class; NaN when a score is NaN"
-    u_in, u_out = (np.asarray(torch.as_tensor(s).double().cpu(), dtype=np.float64).ravel() for s in (score_in, score_out))
-    if not len(u_in) or not len(u_out): raise ConfigError(f"need in-distribution and OoD scores, got {len(u_in)} and {len(u_out)}")
-    if np.isnan(u_in).any() or np.isnan(u_out).any(): return dict(auroc=np.nan, aupr_in=np.nan, aupr_out=np.nan, fpr95=np.nan)
+    "`auroc`, `aupr_in`, `aupr_out` and `fpr95`, OoD the positive class; NaN if a score is NaN"
+    u_in, u_out = (np.asarray(torch.as_tensor(s).double().cpu(), dtype=np.float64).ravel()
+                   for s in (score_in, score_out))
+    if not len(u_in) or not len(u_out): raise ConfigError(
+        f"need in-distribution and OoD scores, got {len(u_in)} and {len(u_out)}")
+    if np.isnan(u_in).any() or np.isnan(u_out).any():
+        return dict(auroc=np.nan, aupr_in=np.nan, aupr_out=np.nan, fpr95=np.nan)
     tps, fps = _counts(u_out, u_in)
     tpr, fpr = np.r_[0, tps / len(u_out)], np.r_[0, fps / len(u_in)]
     return dict(auroc=float(np.trapezoid(tpr, fpr)), aupr_in=_average_precision(-u_in, -u_out),
@@ -299,7 +341,7 @@ def ood_table(pred_in:Predictions, # predictions on the in-distribution test set
               preds_out:dict, # OoD set name → Predictions
               scores:Sequence=('msp', 'entropy', 'mutual_info'), # score names of `OOD_SCORES`
              )->pd.DataFrame:
-    "AUROC, AUPR-In, AUPR-Out and FPR95 (OoD positive) per OoD set and score, with `n_id` and `n_ood`"
+    "AUROC, AUPR-In, AUPR-Out and FPR95 (OoD positive) per OoD set and score, `n_id`, `n_ood`"
     bad = [s for s in scores if s not in OOD_SCORES]
     if bad: raise ConfigError(f"unknown OoD scores {bad}: use {list(OOD_SCORES)}")
     rows = []
@@ -307,23 +349,30 @@ def ood_table(pred_in:Predictions, # predictions on the in-distribution test set
         if s == 'mutual_info' and pred_in.members < 2: continue
         u_in = OOD_SCORES[s](pred_in.probs)
         for name, p in preds_out.items():
-            rows.append(dict(ood=name, score=s, **ood_metrics(u_in, OOD_SCORES[s](p.probs)), n_id=len(pred_in), n_ood=len(p)))
+            rows.append(
+                dict(ood=name, score=s, **ood_metrics(u_in, OOD_SCORES[s](p.probs)),
+                     n_id=len(pred_in), n_ood=len(p)))
     return pd.DataFrame(rows)
 
 # %% ../nbs/10_metrics.ipynb #116889a4
 class OodSets(dict):
-    "OoD set name → uint8 `TensorSplit`; `notes` lists the sets skipped because their files are missing"
+    "OoD set name → uint8 `TensorSplit`; `notes` lists the sets skipped for missing files"
     notes:list
-    def __repr__(self): return f"OodSets({', '.join(f'{k}: {len(v)}' for k, v in self.items())}{'; ' + '; '.join(self.notes) if self.notes else ''})"
+    def __repr__(self):
+        sets = ', '.join(f'{k}: {len(v)}' for k, v in self.items())
+        return f"OodSets({sets}{'; ' + '; '.join(self.notes) if self.notes else ''})"
 
 def _to_shape(x:Tensor, c:int, s:int)->Tensor:
     "uint8 images resized (bilinear) to `s`×`s` and converted to `c` channels"
     if x.shape[1] != c: x = x.float().mean(1, keepdim=True).round().expand(-1, c, -1, -1)
-    if x.shape[-1] != s or x.shape[-2] != s: x = F.interpolate(x.float(), size=(s, s), mode='bilinear', align_corners=False, antialias=True).round().clamp(0, 255)
+    if x.shape[-1] != s or x.shape[-2] != s:
+        x = F.interpolate(x.float(), size=(s, s), mode='bilinear', align_corners=False,
+                          antialias=True)
+        x = x.round().clamp(0, 255)
     return x.to(torch.uint8).contiguous()
 
 def noise_images(n:int, shape:tuple, kind:str='gaussian', seed:int=0)->Tensor:
-    "`n` uint8 noise images of `shape` (C, H, W): 'gaussian' clip(N(0, .5²), −1, 1)·.5 + .5 or 'uniform' U[0, 1]"
+    "`n` uint8 noise images (C, H, W): 'gaussian' clip(N(0, .5²), −1, 1)·.5 + .5, 'uniform' U[0, 1]"
     g = make_generator(seed, 'ood', kind)
     if kind == 'gaussian': x = (torch.randn(n, *shape, generator=g) * .5).clamp(-1, 1) * .5 + .5
     elif kind == 'uniform': x = torch.rand(n, *shape, generator=g)
@@ -331,12 +380,13 @@ def noise_images(n:int, shape:tuple, kind:str='gaussian', seed:int=0)->Tensor:
     return (x * 255).round().to(torch.uint8)
 
 # %% ../nbs/10_metrics.ipynb #acad71a2
-OOD_EXTRA = {'fashion-mnist': ('mnist', 'digits', 'vflip'), 'cifar10': ('svhn', 'cifar100'), 'cifar100': ('svhn', 'cifar10')}
+OOD_EXTRA = {'fashion-mnist': ('mnist', 'digits', 'vflip'), 'cifar10': ('svhn', 'cifar100'),
+             'cifar100': ('svhn', 'cifar10')}
 
 def ood_sets(bundle:DataBundle, # the in-distribution dataset
              names:Sequence|None=None, # sets to build (default: all for this dataset)
              seed:int=0, # seed of the noise sets
-             n:int|None=None, # at most this many images per set (default: all; noise: the test-set size)
+             n:int|None=None, # at most this many images per set (default: all; noise: test size)
              root=None, # data folder for the other datasets (see `data.get_dataset`)
             )->OodSets:
     "OoD test sets for `bundle`'s dataset as uint8 splits of its shape, labels −1"
@@ -350,8 +400,9 @@ def ood_sets(bundle:DataBundle, # the in-distribution dataset
         if k in ('gaussian', 'uniform'): x = noise_images(n or n_test, (c, s, s), k, seed)
         elif k == 'vflip': x = bundle.test.x.flip(-2)
         else:
-            try: x = datasets[k](root=root)[2] if k != 'digits' else torch.cat([datasets[k]()[i] for i in (0, 2)])
+            try: d = datasets[k](root=root) if k != 'digits' else datasets[k]()
             except DataError: out.notes.append(f"{k} skipped (files not found)"); continue
+            x = d[2] if k != 'digits' else torch.cat([d[0], d[2]])
         x = _to_shape(x[:n] if n else x, c, s)
         out[k] = TensorSplit(x, torch.full((len(x),), -1, dtype=torch.long))
     return out
@@ -362,9 +413,11 @@ def ood_eval(model_or_members, # one model or a list of members
              names:Sequence|None=None, # OoD sets (default: all of `ood_sets`)
              scores:Sequence=('msp', 'entropy', 'mutual_info'),
              n:int|None=None, # at most this many images per OoD set
-             seed:int=0, root=None, batch_size:int=256, device=None, vectorize:bool|None=None)->pd.DataFrame:
-    "OoD detection table of the members on `ood_sets(bundle)`, inputs normalised with the in-distribution statistics"
-    kw = dict(batch_size=batch_size, device=device, vectorize=vectorize, mean=bundle.mean, std=bundle.std)
+             seed:int=0, root=None, batch_size:int=256, device=None,
+             vectorize:bool|None=None)->pd.DataFrame:
+    "OoD detection table of the members on `ood_sets(bundle)` (in-distribution normalisation)"
+    kw = dict(batch_size=batch_size, device=device, vectorize=vectorize, mean=bundle.mean,
+              std=bundle.std)
     sets = ood_sets(bundle, names, seed, n, root)
     pin = predict(model_or_members, bundle.test, **kw)
     df = ood_table(pin, {k: predict(model_or_members, v, **kw) for k, v in sets.items()}, scores)

@@ -20,12 +20,13 @@ __all__ = ['models', 'VGG16_CFG', 'WRN_NAME', 'PRUNABLE_TYPES', 'init_weights', 
 models = Registry('model')
 
 def init_weights(model:nn.Module)->nn.Module:
-    "Kaiming-normal (fan-out) conv weights, BatchNorm weight 1 and bias 0, zero conv biases; linear layers keep PyTorch's default"
+    "Kaiming-normal (fan-out) conv weights, zero conv biases, BatchNorm weight 1 and bias 0"
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
             if m.bias is not None: nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)): nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)): nn.init.ones_(m.weight); nn.init.zeros_(
+            m.bias)
     return model
 
 # %% ../nbs/02_models.ipynb #686d26d8
@@ -34,7 +35,8 @@ class MLP(nn.Module):
     def __init__(self, in_features:int, num_classes:int=10, hidden:tuple=(300, 100)):
         super().__init__()
         sizes = (in_features, *hidden)
-        for i, (a, b) in enumerate(zip(sizes, sizes[1:])): self.add_module(f'fc{i+1}', nn.Linear(a, b))
+        for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+            self.add_module(f'fc{i+1}', nn.Linear(a, b))
         self.add_module(f'fc{len(sizes)}', nn.Linear(sizes[-1], num_classes))
         self.n_layers = len(sizes)
     def forward(self, x):
@@ -49,16 +51,19 @@ def mlp(num_classes:int, in_channels:int, image_size:int, hidden:tuple=(300, 100
 
 # %% ../nbs/02_models.ipynb #98861f0c
 class LeNet5(nn.Module):
-    "LeNet-5: conv 6@5×5 → pool → conv 16@5×5 → pool → 120 → 84 → `num_classes`, padded to fit small images"
+    "LeNet-5: conv 6@5×5, pool, conv 16@5×5, pool, 120, 84, `num_classes`; padded for small images"
     def __init__(self, num_classes:int=10, in_channels:int=3, image_size:int=32):
         super().__init__()
         p1 = 0 if image_size >= 32 else 2
         s1 = (image_size + 2 * p1 - 4) // 2
         p2 = 0 if s1 >= 10 else 2
         s2 = (s1 + 2 * p2 - 4) // 2
-        if min(s1, s2) < 1: raise ConfigError(f"lenet5 needs images of at least 4×4, got {image_size}×{image_size}: use 'mlp' instead")
-        self.conv1, self.conv2 = nn.Conv2d(in_channels, 6, 5, padding=p1), nn.Conv2d(6, 16, 5, padding=p2)
-        self.fc1, self.fc2, self.fc3 = nn.Linear(16 * s2 * s2, 120), nn.Linear(120, 84), nn.Linear(84, num_classes)
+        if min(s1, s2) < 1: raise ConfigError("lenet5 needs images of at least 4×4, got "
+                                              f"{image_size}×{image_size}: use 'mlp' instead")
+        self.conv1, self.conv2 = (nn.Conv2d(in_channels, 6, 5, padding=p1),
+                                  nn.Conv2d(6, 16, 5, padding=p2))
+        self.fc1, self.fc2, self.fc3 = nn.Linear(16 * s2 * s2, 120), nn.Linear(120, 84), nn.Linear(
+            84, num_classes)
     def forward(self, x):
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2).flatten(1)
@@ -71,28 +76,33 @@ def lenet5(num_classes:int, in_channels:int, image_size:int)->LeNet5:
 
 # %% ../nbs/02_models.ipynb #0d415855
 class BasicBlockA(nn.Module):
-    "Post-activation basic block (conv-BN-ReLU-conv-BN, add, ReLU) with an option-A zero-padding shortcut"
+    "Post-activation basic block (conv-BN-ReLU-conv-BN, add, ReLU), option-A zero-padding shortcut"
     def __init__(self, c_in:int, c_out:int, stride:int=1):
         super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out)
+        self.conv1, self.bn1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(
+            c_out)
         self.conv2, self.bn2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out)
         self.stride, self.pad = stride, c_out - c_in
     def shortcut(self, x):
         if self.stride == 1 and self.pad == 0: return x
-        return F.pad(x[:, :, ::self.stride, ::self.stride], (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
+        return F.pad(x[:, :, ::self.stride, ::self.stride],
+                     (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
     def forward(self, x):
         y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
         return F.relu(y + self.shortcut(x))
 
 # %% ../nbs/02_models.ipynb #4e5b4b70
 class CifarResNet(nn.Module):
-    "ResNet for small images: 3×3 stem, stages of option-A basic blocks, global average pooling, linear head"
-    def __init__(self, depths:tuple=(3, 3, 3), widths:tuple=(16, 32, 64), num_classes:int=10, in_channels:int=3):
+    "ResNet for small images: 3×3 stem, stages of option-A basic blocks, pooling, linear head"
+    def __init__(self, depths:tuple=(3, 3, 3), widths:tuple=(16, 32, 64), num_classes:int=10,
+                 in_channels:int=3):
         super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0])
+        self.conv1, self.bn1 = (nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False),
+                                nn.BatchNorm2d(widths[0]))
         c = widths[0]
         for i, (d, w) in enumerate(zip(depths, widths)):
-            blocks = [BasicBlockA(c if j == 0 else w, w, 2 if (i > 0 and j == 0) else 1) for j in range(d)]
+            blocks = [BasicBlockA(c if j == 0 else w, w, 2 if (i > 0 and j == 0) else 1)
+                      for j in range(d)]
             self.add_module(f'layer{i+1}', nn.Sequential(*blocks)); c = w
         self.n_stages, self.fc = len(depths), nn.Linear(c, num_classes)
     def forward(self, x):
@@ -117,13 +127,15 @@ def resnet18(num_classes:int, in_channels:int, image_size:int)->nn.Module:
 
 # %% ../nbs/02_models.ipynb #132b5b96
 class WideBlock(nn.Module):
-    "Pre-activation wide basic block with dropout between its convolutions and an identity or 1×1-conv shortcut"
+    "Pre-activation wide block, dropout between its convolutions, identity or 1×1-conv shortcut"
     def __init__(self, c_in:int, c_out:int, stride:int=1, dropout:float=0.0):
         super().__init__()
-        self.bn1, self.conv1 = nn.BatchNorm2d(c_in), nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
         self.bn2, self.conv2 = nn.BatchNorm2d(c_out), nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
         self.dropout = nn.Dropout(dropout)
-        self.shortcut = nn.Conv2d(c_in, c_out, 1, stride, bias=False) if stride != 1 or c_in != c_out else None
+        self.shortcut = (nn.Conv2d(c_in, c_out, 1, stride, bias=False) if stride != 1
+                         or c_in != c_out else None)
     def forward(self, x):
         o = F.relu(self.bn1(x))
         y = self.conv2(self.dropout(F.relu(self.bn2(self.conv1(o)))))
@@ -131,16 +143,22 @@ class WideBlock(nn.Module):
 
 # %% ../nbs/02_models.ipynb #7e091d10
 class WideResNet(nn.Module):
-    "WRN-`depth`-`widen` (Zagoruyko & Komodakis 2016): 3×3 stem, three stages of pre-activation wide blocks, BN-ReLU, pooling, head"
-    def __init__(self, depth:int=28, widen:int=10, num_classes:int=10, in_channels:int=3, dropout:float=0.0):
+    "WRN-`depth`-`widen`: 3×3 stem, three stages of pre-activation wide blocks, pooling, head"
+    def __init__(self, depth:int=28, widen:int=10, num_classes:int=10, in_channels:int=3,
+                 dropout:float=0.0):
         super().__init__()
-        if depth < 10 or (depth - 4) % 6: raise ConfigError(f"wrn depth must satisfy (depth - 4) % 6 == 0 with depth >= 10 (10, 16, 22, 28, 40, ...), got {depth}: e.g. 'wrn-28-10'")
-        if widen < 1: raise ConfigError(f"wrn widen factor must be >= 1, got {widen}: e.g. 'wrn-16-4'")
+        if depth < 10 or (depth - 4) % 6: raise ConfigError(
+            "wrn depth must satisfy (depth - 4) % 6 == 0 with depth >= 10 (10, 16, 22, 28, 40, "
+            f"...), got {depth}: e.g. 'wrn-28-10'")
+        if widen < 1: raise ConfigError(f"wrn widen factor must be >= 1, got {widen}: e.g. "
+                                        "'wrn-16-4'")
         if not 0 <= dropout < 1: raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
         n, w = (depth - 4) // 6, (16, 16 * widen, 32 * widen, 64 * widen)
         self.conv1 = nn.Conv2d(in_channels, w[0], 3, 1, 1, bias=False)
         for i in range(3):
-            blocks = [WideBlock(w[i] if j == 0 else w[i+1], w[i+1], (1 if i == 0 else 2) if j == 0 else 1, dropout) for j in range(n)]
+            blocks = [
+                WideBlock(w[i] if j == 0 else w[i+1], w[i+1],
+                          (1 if i == 0 else 2) if j == 0 else 1, dropout) for j in range(n)]
             self.add_module(f'block{i+1}', nn.Sequential(*blocks))
         self.bn, self.fc = nn.BatchNorm2d(w[3]), nn.Linear(w[3], num_classes)
     def forward(self, x):
@@ -148,7 +166,8 @@ class WideResNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(F.relu(self.bn(x)), 1).flatten(1))
 
 @models.register('wrn-D-K')
-def wide_resnet(num_classes:int, in_channels:int, image_size:int, depth:int=28, widen:int=10, dropout:float=0.0)->WideResNet:
+def wide_resnet(num_classes:int, in_channels:int, image_size:int, depth:int=28, widen:int=10,
+                dropout:float=0.0)->WideResNet:
     "WRN-D-K; `create_model` parses `depth` and `widen` from names like `'wrn-28-10'`"
     return init_weights(WideResNet(depth, widen, num_classes, in_channels, dropout))
 
@@ -156,15 +175,18 @@ def wide_resnet(num_classes:int, in_channels:int, image_size:int, depth:int=28, 
 VGG16_CFG = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M')
 
 class VGG(nn.Module):
-    "VGG with BN: `cfg` lists conv widths and `'M'` for 2×2 max-pools (skipped below 2×2), then average pooling and one linear head"
-    def __init__(self, cfg:tuple=VGG16_CFG, num_classes:int=10, in_channels:int=3, image_size:int=32):
+    "VGG with BN: `cfg`'s conv widths and `'M'` 2×2 max-pools (skipped below 2×2), pooling, head"
+    def __init__(self, cfg:tuple=VGG16_CFG, num_classes:int=10, in_channels:int=3,
+                 image_size:int=32):
         super().__init__()
         layers, c, s = [], in_channels, image_size
         for v in cfg:
-            if v == 'M': layers.append(nn.MaxPool2d(2) if s >= 2 else nn.Identity()); s = s // 2 if s >= 2 else s
+            if v == 'M': layers.append(nn.MaxPool2d(2) if s >= 2
+                                       else nn.Identity()); s = s // 2 if s >= 2 else s
             else: layers += [nn.Conv2d(c, v, 3, padding=1), nn.BatchNorm2d(v), nn.ReLU()]; c = v
         self.features, self.classifier = nn.Sequential(*layers), nn.Linear(c, num_classes)
-    def forward(self, x): return self.classifier(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
+    def forward(self, x):
+        return self.classifier(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
 
 @models.register('vgg16')
 def vgg16(num_classes:int, in_channels:int, image_size:int)->VGG:
@@ -175,7 +197,9 @@ def vgg16(num_classes:int, in_channels:int, image_size:int)->VGG:
 @models.register('resnet50')
 def resnet50(num_classes:int, in_channels:int, image_size:int)->nn.Module:
     "torchvision's ImageNet ResNet-50 (v1.5) with `num_classes` outputs and an `in_channels` stem"
-    if image_size < 28: raise ConfigError(f"resnet50 is an ImageNet-size model and needs images of at least 28×28, got {image_size}×{image_size}: use 'resnet18' or 'resnet20' for small images")
+    if image_size < 28: raise ConfigError("resnet50 is an ImageNet-size model and needs images of "
+                                          f"at least 28×28, got {image_size}×{image_size}: use "
+                                          "'resnet18' or 'resnet20' for small images")
     import torchvision
     m = torchvision.models.resnet50(weights=None, num_classes=num_classes)
     if in_channels != 3:
@@ -186,29 +210,36 @@ def resnet50(num_classes:int, in_channels:int, image_size:int)->nn.Module:
 # %% ../nbs/02_models.ipynb #7b1c0a02
 def tiny_bn_net(in_channels:int=1, num_classes:int=10, width:int=8, image_size:int=8)->nn.Module:
     "A tiny conv–BN–linear–BN network for lessons and benchmarks on 8×8 digits"
-    return nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(width * (image_size // 2) ** 2, 32, bias=False),
+    return nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(width), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(width * (image_size // 2) ** 2, 32, bias=False),
                          nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, num_classes))
 
 # %% ../nbs/02_models.ipynb #60e4b1c7
 WRN_NAME = re.compile(r'wrn-(\d+)-(\d+)')
 _SHAPE_ARGS = ('num_classes', 'in_channels', 'image_size')
 
-def create_model(name:str, # 'mlp', 'lenet5', 'resnet20', 'resnet18', 'wrn-D-K' (e.g. 'wrn-28-10'), 'vgg16', 'resnet50'
-                 num_classes:int=10, in_channels:int=3, image_size:int=32, # the dataset's shape: classes C, channels, H = W
+def create_model(
+    name:str, # 'mlp', 'lenet5', 'resnet20', 'resnet18', 'wrn-D-K', 'vgg16' or 'resnet50'
+                 num_classes:int=10, in_channels:int=3,
+                 image_size:int=32, # the dataset's shape: classes C, channels, H = W
                  seed:int|None=None, # seed of the initial weights (default: the global RNG)
                  **kwargs # builder options, e.g. `dropout=0.3` for Wide ResNets
                 )->nn.Module:
-    "Build model `name` for `num_classes` classes and `in_channels`×`image_size`×`image_size` images"
+    "Model `name` for `num_classes` classes and `in_channels`×`image_size`×`image_size` images"
     shape = dict(num_classes=num_classes, in_channels=in_channels, image_size=image_size)
     for k, v in shape.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ConfigError(f"{k} must be a positive int, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ConfigError(
+            f"{k} must be a positive int, got {v!r}")
     m = WRN_NAME.fullmatch(name) if isinstance(name, str) else None
     key, extra = ('wrn-D-K', dict(depth=int(m[1]), widen=int(m[2]))) if m else (name, {})
     build = models[key]
-    opts = [p for p in inspect.signature(build).parameters if p not in _SHAPE_ARGS and p not in extra]
+    opts = [p for p in inspect.signature(build).parameters if p not in _SHAPE_ARGS
+            and p not in extra]
     bad = sorted(set(kwargs) - set(opts))
-    if bad: raise ConfigError(f"model {name!r} has no option {', '.join(bad)}: its options are {opts or 'none'}")
+    if bad: raise ConfigError(f"model {name!r} has no option {', '.join(bad)}: its options are "
+                              f"{opts or 'none'}")
     if seed is None: return build(**shape, **extra, **kwargs)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -218,11 +249,13 @@ def create_model(name:str, # 'mlp', 'lenet5', 'resnet20', 'resnet18', 'wrn-D-K' 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 def prunable_weights(model:nn.Module, ignore:tuple=())->list:
-    "`(name, weight)` for every conv and linear weight of `model` except the modules named in `ignore`, in `named_parameters` order"
+    "`(name, weight)` of every conv and linear weight not in `ignore`, in `named_parameters` order"
     mods = dict(model.named_modules())
     bad = sorted(set(ignore) - set(mods))
-    if bad: raise ConfigError(f"ignore lists unknown modules {bad}: use names from model.named_modules(), e.g. {[n for n in mods if n][:3]}")
-    return [(f'{n}.weight' if n else 'weight', m.weight) for n, m in mods.items() if isinstance(m, PRUNABLE_TYPES) and n not in ignore]
+    if bad: raise ConfigError(f"ignore lists unknown modules {bad}: use names from "
+                              f"model.named_modules(), e.g. {[n for n in mods if n][:3]}")
+    return [(f'{n}.weight' if n else 'weight', m.weight) for n, m in mods.items()
+            if isinstance(m, PRUNABLE_TYPES) and n not in ignore]
 
 # %% ../nbs/02_models.ipynb #b24517fa
 def count_params(model:nn.Module, prunable:bool=False, ignore:tuple=())->int:
@@ -234,7 +267,10 @@ def count_params(model:nn.Module, prunable:bool=False, ignore:tuple=())->int:
 def model_summary(model:nn.Module)->pd.DataFrame:
     "One row per module with its own parameters: layer, type, weight shape, params, prunable"
     pw = {n for n, _ in prunable_weights(model)}
-    rows = [dict(layer=n, type=type(m).__name__, shape=tuple(next(m.parameters(recurse=False)).shape),
-                 params=sum(p.numel() for p in m.parameters(recurse=False)), prunable=f'{n}.weight' in pw)
-            for n, m in model.named_modules() if next(m.parameters(recurse=False), None) is not None]
+    rows = [
+        dict(layer=n, type=type(m).__name__, shape=tuple(next(m.parameters(recurse=False)).shape),
+                 params=sum(p.numel() for p in m.parameters(recurse=False)),
+                 prunable=f'{n}.weight' in pw)
+            for n, m in model.named_modules()
+            if next(m.parameters(recurse=False), None) is not None]
     return pd.DataFrame(rows, columns=['layer', 'type', 'shape', 'params', 'prunable'])

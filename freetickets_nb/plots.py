@@ -20,18 +20,21 @@ DPI = 100
 
 def set_theme():
     "Apply the workbook's seaborn theme (white grid, small fonts, colour-blind palette)"
-    sns.set_theme(style='whitegrid', context='paper', palette='colorblind', rc={'figure.dpi': DPI, 'savefig.dpi': DPI})
+    sns.set_theme(style='whitegrid', context='paper', palette='colorblind',
+                  rc={'figure.dpi': DPI, 'savefig.dpi': DPI})
 
 def new_fig(w:float=FIGSIZE[0], h:float=FIGSIZE[1], ncols:int=1, nrows:int=1, **kw):
     "A themed figure and axes of `w`×`h` inches per panel"
     set_theme()
-    return plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows), dpi=DPI, squeeze=ncols * nrows == 1, **kw)
+    return plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows), dpi=DPI,
+                        squeeze=ncols * nrows == 1, **kw)
 
 # %% ../nbs/00a_plots.ipynb #0ed83fa5
 def heatmap(df:pd.DataFrame, title:str='', fmt:str='.2f', cmap:str='viridis', ax=None, **kw):
     "Annotated seaborn heatmap of the matrix `df`; returns the axes"
     if ax is None: _, ax = new_fig(max(3, 0.6 * len(df.columns) + 1.5), max(2.5, 0.5 * len(df) + 1))
-    sns.heatmap(df, annot=len(df) <= 12, fmt=fmt, cmap=cmap, square=True, ax=ax, cbar_kws={'shrink': 0.8}, **kw)
+    sns.heatmap(df, annot=len(df) <= 12, fmt=fmt, cmap=cmap, square=True, ax=ax,
+                cbar_kws={'shrink': 0.8}, **kw)
     ax.set_title(title)
     return ax
 
@@ -47,6 +50,8 @@ def save_fig(fig, path, close:bool=True)->Path:
     "Save `fig` to `path` atomically (format from the suffix) and close it"
     path = Path(path)
     ensure_dir(path.parent)
-    atomic_write(path, lambda f: fig.savefig(f, format=path.suffix.lstrip('.') or 'png', bbox_inches='tight', dpi=DPI))
+    atomic_write(path,
+                 lambda f: fig.savefig(f, format=path.suffix.lstrip('.') or 'png',
+                                       bbox_inches='tight', dpi=DPI))
     if close: plt.close(fig)
     return path

@@ -28,11 +28,11 @@ def _names(masks, names):
 def pairwise_average(tickets:list, # state dicts θ_0 … θ_{n−1}
                      masks:list, # their masks (None = dense)
                      ev:SoupEvaluator, # evaluator (BN batches, batched or sequential)
-                     batches:Iterable|None=None, # scoring batches (default: the evaluator's validation batches)
+                     batches:Iterable|None=None, # scoring batches (default: validation)
                      metric:str='acc', # 'acc' or 'loss'
                      recal:bool=True, # recalibrate BN of every average
                      names:list|None=None)->pd.DataFrame:
-    "Symmetric matrix of `metric` of ½(θ_i + θ_j) pruned to the sparser ticket's count, indexed by ticket"
+    "Symmetric matrix of `metric` of ½(θ_i + θ_j) pruned to the sparser ticket's count"
     n, names = len(tickets), _names(masks, names)
     batches = None if batches is None else fixed_batches(batches, device=ev.device)
     groups = {}
@@ -42,12 +42,15 @@ def pairwise_average(tickets:list, # state dicts θ_0 … θ_{n−1}
             groups.setdefault(min(ks) if ks else None, []).append((i, j))
     out = np.full((n, n), np.nan)
     for k, pairs in groups.items():
-        res = ev.evaluate([average([tickets[i], tickets[j]], keys=ev.keys) for i, j in pairs], k, names, batches, recal)
+        res = ev.evaluate([average([tickets[i], tickets[j]], keys=ev.keys) for i, j in pairs], k,
+                          names, batches, recal)
         for (i, j), v in zip(pairs, res[metric]): out[i, j] = out[j, i] = v
-    return pd.DataFrame(out, index=pd.Index(range(n), name='ticket i'), columns=pd.Index(range(n), name='ticket j'))
+    return pd.DataFrame(out, index=pd.Index(range(n), name='ticket i'),
+                        columns=pd.Index(range(n), name='ticket j'))
 
 # %% ../nbs/12a_pool_analysis.ipynb #c040775c
-def plot_pairwise(df:pd.DataFrame, other:pd.DataFrame|None=None, titles:tuple=('with rewinding', 'without rewinding'),
+def plot_pairwise(df:pd.DataFrame, other:pd.DataFrame|None=None,
+                  titles:tuple=('with rewinding', 'without rewinding'),
                   fmt:str='.2f'):
     "Heatmap(s) of pairwise-average tables from `pairwise_average`; returns the figure"
     dfs = [df] if other is None else [df, other]
@@ -61,52 +64,65 @@ def plot_pairwise(df:pd.DataFrame, other:pd.DataFrame|None=None, titles:tuple=('
 # %% ../nbs/12a_pool_analysis.ipynb #996c1d24
 LMC_ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
 
-def lmc_curves(tickets:list, masks:list, ev:SoupEvaluator, batches:Iterable|None=None, alphas:Iterable=LMC_ALPHAS,
-               pairs:Iterable|None=None, k:int|None=None, recal:bool=True, names:list|None=None)->pd.DataFrame:
-    "Loss, accuracy and error along (1−α)·θ_i + α·θ_j for each pair (default: adjacent tickets); re-pruned to `k` if given"
+def lmc_curves(tickets:list, masks:list, ev:SoupEvaluator, batches:Iterable|None=None,
+               alphas:Iterable=LMC_ALPHAS,
+               pairs:Iterable|None=None, k:int|None=None, recal:bool=True,
+               names:list|None=None)->pd.DataFrame:
+    "Loss, accuracy and error along (1−α)·θ_i + α·θ_j per pair (default: adjacent tickets)"
     pairs = [(i, i + 1) for i in range(len(tickets) - 1)] if pairs is None else list(pairs)
-    batches, names, rows = None if batches is None else fixed_batches(batches, device=ev.device), _names(masks, names), []
+    batches, names, rows = (None if batches is None else fixed_batches(batches, device=ev.device),
+                            _names(masks, names), [])
     for i, j in pairs:
-        res = ev.evaluate([interpolate(tickets[i], tickets[j], a, ev.keys) for a in alphas], k, names, batches, recal)
-        rows += [dict(pair=f'{i}-{j}', i=i, j=j, alpha=a, loss=r.loss, acc=r.acc, error=1 - r.acc) for a, r in zip(alphas, res.itertuples())]
+        res = ev.evaluate([interpolate(tickets[i], tickets[j], a, ev.keys) for a in alphas], k,
+                          names, batches, recal)
+        rows += [dict(pair=f'{i}-{j}', i=i, j=j, alpha=a, loss=r.loss, acc=r.acc, error=1 - r.acc)
+                 for a, r in zip(alphas, res.itertuples())]
     return pd.DataFrame(rows)
 
 def lmc_barriers(curves:pd.DataFrame)->pd.DataFrame:
     "Per pair: loss and error barrier = max along the path − mean of the two endpoints"
     def one(g):
         g = g.sort_values('alpha'); ends = g.iloc[[0, -1]]
-        return pd.Series({'loss_barrier': g.loss.max() - ends.loss.mean(), 'error_barrier': g.error.max() - ends.error.mean()})
+        return pd.Series({'loss_barrier': g.loss.max() - ends.loss.mean(),
+                          'error_barrier': g.error.max() - ends.error.mean()})
     return curves.groupby('pair', sort=False)[['alpha', 'loss', 'error']].apply(one).reset_index()
 
 # %% ../nbs/12a_pool_analysis.ipynb #6e9aeebf
-def plot_lmc(df:pd.DataFrame, y:str='loss', title:str='linear interpolation between adjacent tickets', ax=None):
-    "One line per pair of `y` ('loss', 'error' or 'acc') against α, from `lmc_curves`; returns the axes"
+def plot_lmc(df:pd.DataFrame, y:str='loss', title:str='linear interpolation between adjacent '
+                                                      'tickets', ax=None):
+    "One line per pair of `y` ('loss', 'error' or 'acc') against α, from `lmc_curves`; the axes"
     ax = curves(df, 'alpha', y, hue='pair', title=title, ax=ax)
     ax.set_xlabel('α (0 = ticket i, 1 = ticket j)')
     return ax
 
 # %% ../nbs/12a_pool_analysis.ipynb #10d1e033
 def ticket_logits(tickets:list, ev:SoupEvaluator, batches:Iterable|None=None)->tuple:
-    "`(logits [n, N, C], y [N])` of every ticket (own BN statistics) on `batches` (default: the validation batches)"
+    "`(logits [n, N, C], y [N])` of every ticket (own BN statistics) on `batches`"
     batches = ev.val if batches is None else fixed_batches(batches, device=ev.device)
     y = torch.cat([b[1] for b in batches]).to(ev.device)
     ev.model.eval()
     with torch.no_grad():
         if ev.batched:
             st = {k: v.to(ev.device) for k, v in stack_states(tickets).items()}
-            return torch.cat([stacked_forward(ev.model, st, x.to(ev.device)) for x, _ in batches], 1), y
-        return torch.stack([torch.cat([ev._load(t).eval()(x.to(ev.device)) for x, _ in batches]) for t in tickets]), y
+            return (
+                torch.cat([stacked_forward(ev.model, st, x.to(ev.device)) for x, _ in batches], 1),
+                y)
+        return (
+            torch.stack([torch.cat([ev._load(t).eval()(x.to(ev.device)) for x, _ in batches])
+                         for t in tickets]), y)
 
 def ticket_disagreement(tickets:list, ev:SoupEvaluator, batches:Iterable|None=None)->pd.DataFrame:
-    "Pairwise fraction of samples on which two tickets' predicted classes differ (`diversity.disagreement_matrix`)"
+    "Pairwise fraction of samples where two tickets' predicted classes differ"
     d = disagreement_matrix(ticket_logits(tickets, ev, batches)[0])
     d.index.name, d.columns.name = 'ticket i', 'ticket j'
     return d
 
 # %% ../nbs/12a_pool_analysis.ipynb #d916bd63
-def plot_levels(table:pd.DataFrame, metric:str='test_acc', title:str='Lottery tickets vs Lottery Pools', ax=None):
+def plot_levels(table:pd.DataFrame, metric:str='test_acc',
+                title:str='Lottery tickets vs Lottery Pools', ax=None):
     "Accuracy against density (log scale, sparsest right), one line per method; returns the axes"
-    ax = curves(table.assign(density_pct=100 * table.density), 'density_pct', metric, hue='method', title=title, ax=ax)
+    ax = curves(table.assign(density_pct=100 * table.density), 'density_pct', metric, hue='method',
+                title=title, ax=ax)
     ds = sorted(set((100 * table.density).round(2)), reverse=True)
     ax.set_xscale('log'); ax.invert_xaxis(); ax.minorticks_off()
     ax.set_xticks(ds, [f'{d:.3g}' for d in ds], rotation=45, fontsize='small')

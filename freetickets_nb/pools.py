@@ -12,11 +12,13 @@ import pandas as pd
 import torch
 import torch.nn as nn
 from fastcore.basics import patch
-from .core import (Config, ConfigError, Registry, atomic_save, atomic_write, ensure_dir, get_device, make_generator, md_table, short_hash)
+from .core import (Config, ConfigError, Registry, atomic_save, atomic_write,
+                                 ensure_dir, get_device, make_generator, md_table, short_hash)
 from .safety import load_json, raise_if_stopped, save_json
 from .masks import Masks, TIE_RULES, mask_count, apply_mask_policy
 from .data import get_dataset
-from .stack import (check_same_keys, fixed_batches, model_scores, recalibrate_bn, stack_states,
+from .stack import (check_same_keys, fixed_batches, model_scores, recalibrate_bn,
+                                  stack_states,
                                   stacked_recalibrate_bn, unstack_state)
 from .train import TrainConfig, build_model, load_ticket
 from .lottery import IMPConfig, full_masks, imp_dir, level_dir, load_chain, run_imp
@@ -37,9 +39,11 @@ def candidate_order(t:int, # index of the target ticket θ_t
                     n:int, # number of tickets θ_0 … θ_{n−1}
                     search_num:int|None=None, # pool size including the target; None = all tickets
                    )->list:
-    "Indices of the other tickets in the order t−1, t+1, t−2, t+2, …, cut to `search_num − 1` candidates"
-    if not 0 <= t < n: raise ConfigError(f"target index t={t} is outside the {n} tickets: use 0 <= t < {n}")
-    if search_num is not None and search_num < 1: raise ConfigError(f"search_num must be at least 1 (the target itself), got {search_num}")
+    "Indices of the other tickets in the order t−1, t+1, t−2, t+2, …, at most `search_num − 1`"
+    if not 0 <= t < n: raise ConfigError(f"target index t={t} is outside the {n} tickets: use 0 <= "
+                                         f"t < {n}")
+    if search_num is not None and search_num < 1: raise ConfigError(
+        f"search_num must be at least 1 (the target itself), got {search_num}")
     order = [i for d in range(1, n) for i in (t - d, t + d) if 0 <= i < n]
     return order if search_num is None else order[:search_num - 1]
 
@@ -51,45 +55,53 @@ def param_keys(model:nn.Module)->list:
 def _mixed(k, v, keys): return v.is_floating_point() and (keys is None or k in keys)
 
 def interpolate(sd_a:dict, sd_b:dict, alpha:float, keys:Iterable|None=None)->dict:
-    "(1−α)·`sd_a` + α·`sd_b` for the floating-point entries in `keys` (all if None); other entries copied from `sd_a`"
+    "(1−α)·`sd_a` + α·`sd_b` for the float entries in `keys` (None: all); the others from `sd_a`"
     check_same_keys([sd_a, sd_b])
     keys = None if keys is None else set(keys)
-    return {k: torch.lerp(a, sd_b[k].to(a), alpha) if _mixed(k, a, keys) else a.clone() for k, a in sd_a.items()}
+    return {k: torch.lerp(a, sd_b[k].to(a), alpha) if _mixed(k, a, keys) else a.clone()
+            for k, a in sd_a.items()}
 
 # %% ../nbs/09_pools.ipynb #54387fbf
 def average(sds:list, weights:Iterable|None=None, keys:Iterable|None=None)->dict:
-    "Weighted mean Σ wᵢ·θᵢ / Σ wᵢ of the floating-point entries in `keys` (uniform weights by default); other entries from `sds[0]`"
+    "Weighted mean Σ wᵢ·θᵢ / Σ wᵢ of the float entries in `keys`; others: `sds[0]`"
     if not sds: raise ConfigError("average needs at least one state dict")
     check_same_keys(sds)
-    w = torch.ones(len(sds), dtype=torch.float64) if weights is None else torch.as_tensor(list(weights), dtype=torch.float64)
-    if len(w) != len(sds) or w.sum() <= 0: raise ConfigError(f"need {len(sds)} weights with a positive sum, got {w.tolist()}")
+    w = torch.ones(len(sds), dtype=torch.float64) if weights is None else torch.as_tensor(
+        list(weights), dtype=torch.float64)
+    if len(w) != len(sds) or w.sum() <= 0: raise ConfigError(
+        f"need {len(sds)} weights with a positive sum, got {w.tolist()}")
     w, keys = (w / w.sum()).tolist(), None if keys is None else set(keys)
-    return {k: sum(wi * sd[k].to(v) for wi, sd in zip(w, sds)) if _mixed(k, v, keys) else v.clone() for k, v in sds[0].items()}
+    return {k: sum(wi * sd[k].to(v) for wi, sd in zip(w, sds)) if _mixed(k, v, keys) else v.clone()
+            for k, v in sds[0].items()}
 
 # %% ../nbs/09_pools.ipynb #98c19fce
 def states_equal(a:dict|None, b:dict|None)->bool:
     "True when `a` and `b` have the same keys and bit-identical tensors (or are both None)"
     if a is None or b is None: return a is b
-    return set(a) == set(b) and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k].to(a[k].device)) for k in a)
+    return set(a) == set(b) and all(a[k].dtype == b[k].dtype
+                                    and torch.equal(a[k], b[k].to(a[k].device)) for k in a)
 
 # %% ../nbs/09_pools.ipynb #6dff9161
 class SoupEvaluator:
     "Builds, re-prunes, BN-recalibrates and scores soups of one architecture, many at a time"
     def __init__(self, model:nn.Module, # template of the architecture (its weights are not used)
-                 bn_data:Iterable, # loader or list of (x, y) batches for BN recalibration (no shuffling for determinism)
+                 bn_data:Iterable, # (x, y) batches for BN recalibration (unshuffled)
                  val_data:Iterable, # validation batches that score the soups
-                 bn_batches:int|None=None, # number of BN batches, cached once; None = full pass over `bn_data` each time
-                 batched:bool=True, # evaluate many soups in one vectorised pass (False: sequential fallback)
-                 chunk:int|None=None, # at most this many stacked networks per pass (None: all at once)
-                 interpolate_buffers:bool=False, # mix buffers too (reference); default: parameters only, buffers recomputed
-                 ties:str='index'): # re-pruning ties: 'index' (exactly k) or 'keep_all' (k + ties, reference)
+                 bn_batches:int|None=None, # BN batches, cached once (None: all, each time)
+                 batched:bool=True, # many soups in one vectorised pass (False: sequential)
+                 chunk:int|None=None, # at most this many networks per pass (None: all at once)
+                 interpolate_buffers:bool=False, # mix buffers too (reference; default: recomputed)
+                 ties:str='index'): # re-pruning ties: 'index' (exactly k) or 'keep_all' (reference)
         self.model = copy.deepcopy(model)
         self.device = next(self.model.parameters()).device
-        self.bn_data = fixed_batches(bn_data, bn_batches, self.device) if bn_batches is not None else bn_data
+        self.bn_data = (fixed_batches(bn_data, bn_batches, self.device) if bn_batches is not None
+                        else bn_data)
         self.val = fixed_batches(val_data, device=self.device)
         self.batched, self.chunk, self.ties = batched, chunk, ties
         self.keys = None if interpolate_buffers else set(param_keys(self.model))
-    def __repr__(self): return f"SoupEvaluator({type(self.model).__name__}, batched={self.batched}, val={sum(len(b[1]) for b in self.val)} samples)"
+    def __repr__(self):
+        return (f"SoupEvaluator({type(self.model).__name__}, batched={self.batched}, "
+                f"val={sum(len(b[1]) for b in self.val)} samples)")
 
 # %% ../nbs/09_pools.ipynb #9a303e3b
 @patch
@@ -99,12 +111,12 @@ def _load(self:SoupEvaluator, state:dict):
 
 @patch
 def metrics(self:SoupEvaluator, state:dict, batches:Iterable|None=None)->dict:
-    "Accuracy and loss of `state` (with its own BN statistics) on `batches` (default: the validation batches)"
+    "Accuracy and loss of `state` (its own BN statistics) on `batches` (default: validation)"
     return model_scores(self._load(state), self.val if batches is None else batches)
 
 @patch
 def score(self:SoupEvaluator, state:dict, batches:Iterable|None=None)->float:
-    "Top-1 accuracy of `state` (with its own BN statistics) on `batches` (default: the validation batches)"
+    "Top-1 accuracy of `state` (its own BN statistics) on `batches` (default: validation)"
     return self.metrics(state, batches)['acc']
 
 @patch
@@ -116,7 +128,7 @@ def recalibrate(self:SoupEvaluator, state:dict)->dict:
 # %% ../nbs/09_pools.ipynb #84647fca
 @patch
 def prune(self:SoupEvaluator, state:dict, k:int|None, names:list|None, batched:bool=False)->tuple:
-    "`(state, masks)`: `state` (a stack with `batched`) re-pruned to `k` weights over `names`; as is when k is None"
+    "`(state, masks)`: `state` (a stack with `batched`) re-pruned to `k` weights over `names`"
     if k is None: return state, None
     return apply_mask_policy(state, 'reprune', names=names, k=k, ties=self.ties, batched=batched)
 
@@ -133,10 +145,12 @@ def _run_one(self:SoupEvaluator, state:dict, k, names, batches, recal:bool)->tup
     return state, masks, self.metrics(state, batches)
 
 @patch
-def evaluate(self:SoupEvaluator, states:list, k:int|None=None, names:list|None=None, batches:Iterable|None=None,
+def evaluate(self:SoupEvaluator, states:list, k:int|None=None, names:list|None=None,
+             batches:Iterable|None=None,
              recal:bool=True)->pd.DataFrame:
-    "Accuracy and loss of each state after re-pruning to `k` (if given) and BN recalibration (if `recal`)"
-    if not self.batched: return pd.DataFrame([self._run_one(s, k, names, batches, recal)[2] for s in states])
+    "Accuracy and loss of each state, re-pruned to `k` (if given), BN recalibrated (if `recal`)"
+    if not self.batched: return pd.DataFrame([self._run_one(s, k, names, batches, recal)[2]
+                                              for s in states])
     size, out = self.chunk or len(states), {'acc': [], 'loss': []}
     for i in range(0, len(states), size):
         st = {key: v.to(self.device) for key, v in stack_states(states[i:i + size]).items()}
@@ -147,18 +161,20 @@ def evaluate(self:SoupEvaluator, states:list, k:int|None=None, names:list|None=N
 # %% ../nbs/09_pools.ipynb #51871624
 @patch
 def _lerp_stack(self:SoupEvaluator, cur:dict, cand:dict, coefs:list)->dict:
-    "Stacked soups (1−c)·cur + c·cand for every coefficient c (entries not mixed are copied from `cur`)"
+    "Stacked soups (1−c)·cur + c·cand for every coefficient c (entries not mixed: from `cur`)"
     c = torch.tensor(coefs, device=self.device)
     out = {}
     for key, v in cur.items():
         v = v.to(self.device)
-        if _mixed(key, v, self.keys): out[key] = torch.lerp(v[None], cand[key].to(v)[None], c.to(v.dtype).view(-1, *[1] * v.dim()))
+        if _mixed(key, v, self.keys): out[key] = torch.lerp(v[None], cand[key].to(v)[None],
+                                                            c.to(v.dtype).view(-1, *[1] * v.dim()))
         else: out[key] = v[None].repeat(len(coefs), *[1] * v.dim())
     return out
 
 @patch
-def trial(self:SoupEvaluator, cur:dict, cand:dict, coefs:list, k:int|None=None, names:list|None=None)->tuple:
-    "`(scores, get)`: validation accuracy of each soup (1−c)·cur + c·cand (re-pruned to `k`, BN recalibrated); `get(i)` → `(state, masks)`"
+def trial(self:SoupEvaluator, cur:dict, cand:dict, coefs:list, k:int|None=None,
+          names:list|None=None)->tuple:
+    "`(scores, get)`: validation accuracies of the soups (1−c)·cur + c·cand; `get(i)`: the i-th"
     if not self.batched: return self._sequential_trial(cur, cand, coefs, k, names)
     size, parts, scores = self.chunk or len(coefs), [], []
     for i in range(0, len(coefs), size):
@@ -167,13 +183,15 @@ def trial(self:SoupEvaluator, cur:dict, cand:dict, coefs:list, k:int|None=None, 
         scores += self._run_stack(st, None, True)['acc'].tolist()
     def get(i):
         st, ms = parts[i // size]
-        return unstack_state(st, i % size), None if ms is None else Masks({n: m[i % size].clone() for n, m in ms.items()})
+        return (unstack_state(st, i % size),
+                None if ms is None else Masks({n: m[i % size].clone() for n, m in ms.items()}))
     return scores, get
 
 @patch
 def _sequential_trial(self:SoupEvaluator, cur, cand, coefs, k, names):
     scores, best = [], None
-    one = lambda c: self._run_one(unstack_state(self._lerp_stack(cur, cand, [c]), 0), k, names, None, True)
+    one = lambda c: self._run_one(unstack_state(self._lerp_stack(cur, cand, [c]), 0), k, names,
+                                  None, True)
     for i, c in enumerate(coefs):
         st, ms, met = one(c)
         scores.append(met['acc'])
@@ -185,19 +203,22 @@ ACCEPT_RULES = {'ge': lambda new, old: new >= old, 'gt': lambda new, old: new > 
 
 def greedy_pool(target, # the starting soup θ_t (any object `trial` understands)
                 candidates:list, # `(name, ticket)` pairs in walking order
-                trial:Callable, # `trial(cur, ticket, alphas) -> (scores, get)`; `get(i)` returns the soup of the i-th α
+                trial:Callable, # `trial(cur, ticket, alphas) -> (scores, get)`, `get(i)`: soup i
                 alphas:list, # the coefficient grid
                 init_score:float, # validation score of the target
                 accept:str='ge', # 'ge' (paper) or 'gt' (reference code)
                )->tuple:
-    "Greedy Lottery Pools walk: `(soup, score, trace)` after trying every α for every candidate in order"
-    if accept not in ACCEPT_RULES: raise ConfigError(f"unknown acceptance rule {accept!r}: use 'ge' (paper) or 'gt' (reference)")
+    "Greedy Lottery Pools walk: `(soup, score, trace)` after every α of every candidate, in order"
+    if accept not in ACCEPT_RULES: raise ConfigError(f"unknown acceptance rule {accept!r}: use "
+                                                     "'ge' (paper) or 'gt' (reference)")
     cur, best, rows = target, init_score, []
     for name, ticket in candidates:
         scores, get = trial(cur, ticket, list(alphas))
         i = max(range(len(scores)), key=lambda j: (scores[j], -j))
         ok = ACCEPT_RULES[accept](scores[i], best)
-        rows += [dict(candidate=name, alpha=a, val_acc=s, score_before=best, chosen=j == i, accepted=ok and j == i,
+        rows += [
+            dict(candidate=name, alpha=a, val_acc=s, score_before=best, chosen=j == i,
+                 accepted=ok and j == i,
                       improves=j == i and s > best) for j, (a, s) in enumerate(zip(alphas, scores))]
         if ok: cur, best = get(i), scores[i]
     cols = ['candidate', 'alpha', 'val_acc', 'score_before', 'chosen', 'accepted', 'improves']
@@ -206,7 +227,7 @@ def greedy_pool(target, # the starting soup θ_t (any object `trial` understands
 # %% ../nbs/09_pools.ipynb #c1fbadd9
 @dataclass
 class PoolResult:
-    "Outcome of one pooling search for target θ_t: the soup, its masks, validation scores and the trace"
+    "Outcome of one pooling search for θ_t: the soup, its masks, validation scores, the trace"
     method:str
     target:int
     state:dict
@@ -218,47 +239,57 @@ class PoolResult:
     def accepted(self)->list:
         "Candidates accepted into the soup, in order"
         return self.trace.loc[self.trace.accepted, 'candidate'].tolist()
-    def __repr__(self): return f"PoolResult({self.method}, target={self.target}, val_acc {self.init_val_acc:.4f} -> {self.val_acc:.4f}, accepted={self.accepted})"
+    def __repr__(self):
+        return (f"PoolResult({self.method}, target={self.target}, val_acc {self.init_val_acc:.4f} "
+                f"-> {self.val_acc:.4f}, accepted={self.accepted})")
     def _repr_markdown_(self):
-        d = dict(method=self.method, target=self.target, active=None if self.masks is None else mask_count(self.masks),
-                 val_acc_ticket=round(self.init_val_acc, 4), val_acc_pool=round(self.val_acc, 4), accepted=self.accepted)
+        d = dict(method=self.method, target=self.target,
+                 active=None if self.masks is None else mask_count(self.masks),
+                 val_acc_ticket=round(self.init_val_acc, 4), val_acc_pool=round(self.val_acc, 4),
+                 accepted=self.accepted)
         return md_table(pd.DataFrame([d]))
 
 # %% ../nbs/09_pools.ipynb #730e934e
 def _target(masks:list, t:int, names:list|None):
-    "(k, names) of target t: its active count and the prunable names, or (None, names) for a dense target"
+    "(k, names) of target t: its active count (None if dense) and the prunable names"
     known = next((m for m in masks if m is not None), None)
     names = names or (list(known) if known is not None else None)
     return (None, names) if masks[t] is None else (mask_count(masks[t]), names)
 
 def _check_count(masks:dict, k:int, ties:str):
-    "The pooled ticket keeps exactly k weights ('index'), or k plus the ties at the cut-off ('keep_all')"
+    "The pooled ticket keeps exactly k weights ('index'), or k plus the cut-off's ties ('keep_all')"
     n = mask_count(masks)
     if n != k if ties == 'index' else n < k:
-        raise AssertionError(f"pooled ticket has {n} active weights, expected {'' if ties == 'index' else '>= '}{k}")
+        raise AssertionError(f"pooled ticket has {n} active weights, expected "
+                             f"{'' if ties == 'index' else '>= '}{k}")
 
 def lottery_pool(tickets:list, # state dicts θ_0 … θ_{n−1} of one IMP chain
                  masks:list, # their masks (None for dense tickets)
                  t:int, # target index
                  ev:SoupEvaluator, # builds and scores the soups
-                 alphas:Iterable=INTERPOLATION_ALPHAS, # coefficient grid (AVERAGE_ALPHAS for LP-Average)
+                 alphas:Iterable=INTERPOLATION_ALPHAS, # coefficients (AVERAGE_ALPHAS: LP-Average)
                  search_num:int|None=None, # pool size including the target (None: all tickets)
                  accept:str='ge', # 'ge' (paper) or 'gt' (reference)
-                 prune_when:str='during', # 'during' (re-prune every soup) or 'after' (one prune at the end)
-                 alpha_on:str='incoming', # α multiplies the incoming ticket (code) or the current soup (paper)
+                 prune_when:str='during', # 'during' (re-prune every soup) or 'after' (once)
+                 alpha_on:str='incoming', # α on the incoming ticket (code) or the soup (paper)
                  names:list|None=None, # prunable state-dict names (default: the mask keys)
                  method:str='lp-interpolation')->PoolResult:
     "Greedy Lottery Pools search for target θ_t over the other tickets of the chain"
-    if prune_when not in ('during', 'after'): raise ConfigError(f"unknown prune_when {prune_when!r}: use 'during' or 'after'")
-    if alpha_on not in ('incoming', 'current'): raise ConfigError(f"unknown alpha_on {alpha_on!r}: use 'incoming' or 'current'")
+    if prune_when not in ('during', 'after'): raise ConfigError(
+        f"unknown prune_when {prune_when!r}: use 'during' or 'after'")
+    if alpha_on not in ('incoming', 'current'): raise ConfigError(
+        f"unknown alpha_on {alpha_on!r}: use 'incoming' or 'current'")
     alphas = list(alphas)
-    if not alphas or not all(0 <= a <= 1 for a in alphas): raise ConfigError(f"alphas must be a non-empty list in [0, 1], got {alphas}")
+    if not alphas or not all(0 <= a <= 1 for a in alphas): raise ConfigError(
+        f"alphas must be a non-empty list in [0, 1], got {alphas}")
     k, names = _target(masks, t, names)
     coefs = alphas if alpha_on == 'incoming' else [1 - a for a in alphas]
     kk = k if prune_when == 'during' else None
     trial = lambda cur, cand, al: ev.trial(cur[0], cand, coefs, kk, names)
     init = ev.score(tickets[t])
-    (state, m), best, trace = greedy_pool((tickets[t], masks[t]), [(i, tickets[i]) for i in candidate_order(t, len(tickets), search_num)],
+    (state, m), best, trace = greedy_pool((tickets[t], masks[t]),
+                                          [(i, tickets[i])
+                                           for i in candidate_order(t, len(tickets), search_num)],
                                           trial, alphas, init, accept)
     if prune_when == 'after' and k is not None and trace.accepted.any():
         state, m = ev.prune(state, k, names)
@@ -267,15 +298,20 @@ def lottery_pool(tickets:list, # state dicts θ_0 … θ_{n−1} of one IMP chai
     return PoolResult(method, t, state, m, init, best, trace.assign(target=t))
 
 # %% ../nbs/09_pools.ipynb #fdd2d3be
-def average_pool(tickets:list, masks:list, t:int, ev:SoupEvaluator, search_num:int|None=None, accept:str='ge',
-                 prune_when:str='during', alpha_on:str='incoming', names:list|None=None)->PoolResult:
+def average_pool(tickets:list, masks:list, t:int, ev:SoupEvaluator, search_num:int|None=None,
+                 accept:str='ge',
+                 prune_when:str='during', alpha_on:str='incoming',
+                 names:list|None=None)->PoolResult:
     "LP-Average: `lottery_pool` with the single coefficient α = 0.5"
-    return lottery_pool(tickets, masks, t, ev, AVERAGE_ALPHAS, search_num, accept, prune_when, alpha_on, names, 'lp-average')
+    return lottery_pool(tickets, masks, t, ev, AVERAGE_ALPHAS, search_num, accept, prune_when,
+                        alpha_on, names, 'lp-average')
 
 def running_pool(tickets:list, masks:list, t:int, ev:SoupEvaluator, coef:Callable, method:str,
-                 search_num:int|None=None, prune_when:str='during', names:list|None=None)->PoolResult:
-    "Walk the candidates without rejection: soup ← (1−c)·soup + c·θ_i with c = `coef(n)` for the n-th candidate (n ≥ 1)"
-    if prune_when not in ('during', 'after'): raise ConfigError(f"unknown prune_when {prune_when!r}: use 'during' or 'after'")
+                 search_num:int|None=None, prune_when:str='during',
+                 names:list|None=None)->PoolResult:
+    "Walk the candidates without rejection: soup ← (1−c)·soup + c·θ_i, c = `coef(n)` for the n-th"
+    if prune_when not in ('during', 'after'): raise ConfigError(
+        f"unknown prune_when {prune_when!r}: use 'during' or 'after'")
     k, names = _target(masks, t, names)
     state, m, rows = tickets[t], masks[t], []
     for n, i in enumerate(candidate_order(t, len(tickets), search_num), 1):
@@ -284,25 +320,31 @@ def running_pool(tickets:list, masks:list, t:int, ev:SoupEvaluator, coef:Callabl
         rows.append(dict(candidate=i, alpha=coef(n), accepted=True))
     if k is not None and prune_when == 'after' and rows: state, m = ev.prune(state, k, names)
     if rows: state = ev.recalibrate(state)
-    trace = pd.DataFrame(rows, columns=['candidate', 'alpha', 'accepted']).assign(val_acc=float('nan'), target=t)
+    trace = pd.DataFrame(rows, columns=['candidate', 'alpha', 'accepted']).assign(
+        val_acc=float('nan'), target=t)
     score = ev.score(state)
     if len(trace): trace.loc[trace.index[-1], 'val_acc'] = score
     return PoolResult(method, t, state, m, ev.score(tickets[t]), score, trace)
 
-def swa_pool(tickets:list, masks:list, t:int, ev:SoupEvaluator, search_num:int|None=None, prune_when:str='during',
+def swa_pool(tickets:list, masks:list, t:int, ev:SoupEvaluator, search_num:int|None=None,
+             prune_when:str='during',
              names:list|None=None)->PoolResult:
     "SWA baseline: running uniform mean of θ_t and its candidates, α_n = 1/(n+1), no rejection"
-    return running_pool(tickets, masks, t, ev, lambda n: 1 / (n + 1), 'swa', search_num, prune_when, names)
+    return running_pool(tickets, masks, t, ev, lambda n: 1 / (n + 1), 'swa', search_num,
+                        prune_when, names)
 
 EMA_CONVENTIONS = ('incoming', 'textbook')
 
-def ema_pool(tickets:list, masks:list, t:int, ev:SoupEvaluator, value:float=0.95, # EMA coefficient v
-             convention:str='incoming', # 'incoming' (reference: v on the incoming ticket) or 'textbook' (v on the soup)
+def ema_pool(tickets:list, masks:list, t:int, ev:SoupEvaluator,
+             value:float=0.95, # EMA coefficient v
+             convention:str='incoming', # v on the incoming ticket (reference) or 'textbook'
              search_num:int|None=None, prune_when:str='during', names:list|None=None)->PoolResult:
-    "EMA baseline: `incoming` soup ← (1−v)·soup + v·θ_i (reference) or `textbook` soup ← v·soup + (1−v)·θ_i"
-    if convention not in EMA_CONVENTIONS: raise ConfigError(f"unknown EMA convention {convention!r}: use 'incoming' (reference) or 'textbook'")
+    "EMA baseline: `incoming` soup ← (1−v)·soup + v·θ_i (reference), `textbook` v·soup + (1−v)·θ_i"
+    if convention not in EMA_CONVENTIONS: raise ConfigError(
+        f"unknown EMA convention {convention!r}: use 'incoming' (reference) or 'textbook'")
     c = value if convention == 'incoming' else 1 - value
-    return running_pool(tickets, masks, t, ev, lambda n: c, f'ema-{convention}-{value:g}', search_num, prune_when, names)
+    return running_pool(tickets, masks, t, ev, lambda n: c, f'ema-{convention}-{value:g}',
+                        search_num, prune_when, names)
 
 # %% ../nbs/09_pools.ipynb #090fc3eb
 pool_methods = Registry('pool method')
@@ -310,7 +352,8 @@ pool_methods = Registry('pool method')
 def ticket_itself(tickets:list, masks:list, t:int, ev:SoupEvaluator)->PoolResult:
     "The original lottery ticket θ_t as a `PoolResult` (the LT baseline)"
     s = ev.score(tickets[t])
-    return PoolResult('lt', t, tickets[t], masks[t], s, s, pd.DataFrame(columns=['candidate', 'alpha', 'accepted', 'val_acc', 'target']))
+    return PoolResult('lt', t, tickets[t], masks[t], s, s,
+                      pd.DataFrame(columns=['candidate', 'alpha', 'accepted', 'val_acc', 'target']))
 
 pool_methods.register('lp-interpolation')(lottery_pool)
 pool_methods.register('lp-average')(average_pool)
@@ -321,56 +364,71 @@ pool_methods.register('ema-textbook')(functools.partial(ema_pool, convention='te
 # %% ../nbs/09_pools.ipynb #3f0c1a77
 @dataclass(frozen=True)
 class PoolConfig(Config):
-    "Lottery Pools search, its baselines and the soup evaluation, run on every level of an IMP chain"
-    methods:tuple=('lt', 'lp-interpolation', 'lp-average', 'swa', 'ema-incoming', 'ema-textbook') # names in `pool_methods`
+    "Lottery Pools search, its baselines and the soup evaluation, on every level of an IMP chain"
+    methods:tuple=('lt', 'lp-interpolation', 'lp-average', 'swa', 'ema-incoming',
+                   'ema-textbook') # names in `pool_methods`
     alphas:tuple=INTERPOLATION_ALPHAS # LP-Interpolation coefficient grid
     search_num:int|None=None # pool size including the target (None: all tickets; reference 19)
     accept:str='ge' # 'ge' (paper, Algorithm 2) or 'gt' (reference code)
     alpha_on:str='incoming' # α on the incoming ticket (code) or on the current soup (paper)
-    prune_when:str='during' # re-prune every soup ('during') or once at the end ('after', the ablation)
+    prune_when:str='during' # re-prune every soup ('during') or once at the end ('after')
     ema_value:float=0.95 # EMA coefficient v (the convention is in the method name)
-    ties:str='index' # re-pruning ties: 'index' (exactly k; 'topk' in old configs) or 'keep_all' (reference)
-    interpolate_buffers:bool=False # mix buffers too (reference); default: parameters only, BN recomputed
-    bn_batches:int|None=None # BN recalibration batches, drawn once (None: a full training pass for every soup)
+    ties:str='index' # re-pruning ties: 'index' (exactly k; formerly 'topk') or 'keep_all'
+    interpolate_buffers:bool=False # mix buffers too (reference); default: parameters, BN recomputed
+    bn_batches:int|None=None # BN recalibration batches, drawn once (None: a full pass per soup)
     bn_batch_size:int=128 # batch size of the BN recalibration pass
     bn_augment:bool=True # training augmentation during BN recalibration (reference)
     def validate(self):
-        if self.ties == 'topk': object.__setattr__(self, 'ties', 'index') # the old name of the rule: same hash
-        if self.ties not in TIE_RULES: raise ConfigError(f"unknown ties {self.ties!r}: use 'index' or 'keep_all'")
+        if self.ties == 'topk': object.__setattr__(self, 'ties',
+                                                   'index') # the old name of the rule: same hash
+        if self.ties not in TIE_RULES: raise ConfigError(
+            f"unknown ties {self.ties!r}: use 'index' or 'keep_all'")
         for m in self.methods: pool_methods[m]
-        if self.accept not in ACCEPT_RULES: raise ConfigError(f"unknown acceptance rule {self.accept!r}: use 'ge' (paper) or 'gt' (reference)")
-        if self.alpha_on not in ('incoming', 'current'): raise ConfigError(f"unknown alpha_on {self.alpha_on!r}: use 'incoming' or 'current'")
-        if self.prune_when not in ('during', 'after'): raise ConfigError(f"unknown prune_when {self.prune_when!r}: use 'during' or 'after'")
-        if not self.alphas or not all(0 <= a <= 1 for a in self.alphas): raise ConfigError(f"alphas must be a non-empty list in [0, 1], got {self.alphas}")
-        if self.search_num is not None and self.search_num < 1: raise ConfigError(f"search_num must be at least 1 (the target itself), got {self.search_num}")
-        if self.bn_batches is not None and self.bn_batches < 1: raise ConfigError(f"bn_batches must be positive or None (full pass), got {self.bn_batches}")
+        if self.accept not in ACCEPT_RULES: raise ConfigError(
+            f"unknown acceptance rule {self.accept!r}: use 'ge' (paper) or 'gt' (reference)")
+        if self.alpha_on not in ('incoming', 'current'): raise ConfigError(
+            f"unknown alpha_on {self.alpha_on!r}: use 'incoming' or 'current'")
+        if self.prune_when not in ('during', 'after'): raise ConfigError(
+            f"unknown prune_when {self.prune_when!r}: use 'during' or 'after'")
+        if not self.alphas or not all(0 <= a <= 1 for a in self.alphas): raise ConfigError(
+            f"alphas must be a non-empty list in [0, 1], got {self.alphas}")
+        if self.search_num is not None and self.search_num < 1: raise ConfigError(
+            f"search_num must be at least 1 (the target itself), got {self.search_num}")
+        if self.bn_batches is not None and self.bn_batches < 1: raise ConfigError(
+            f"bn_batches must be positive or None (full pass), got {self.bn_batches}")
 
 def pool_kwargs(method:str, cfg:PoolConfig, names:list|None=None)->dict:
     "The keyword arguments of `pool_methods[method]` that `cfg` sets"
-    given = dict(alphas=cfg.alphas, search_num=cfg.search_num, accept=cfg.accept, alpha_on=cfg.alpha_on,
+    given = dict(alphas=cfg.alphas, search_num=cfg.search_num, accept=cfg.accept,
+                 alpha_on=cfg.alpha_on,
                  prune_when=cfg.prune_when, value=cfg.ema_value, names=names)
     params = inspect.signature(pool_methods[method]).parameters
     return {k: v for k, v in given.items() if k in params}
 
 # %% ../nbs/09_pools.ipynb #8e61f0d4
-def pool_evaluator(cfg:PoolConfig, model:nn.Module, data, # a template of the architecture and a `DataBundle`
+def pool_evaluator(cfg:PoolConfig, model:nn.Module,
+                   data, # a template of the architecture and a `DataBundle`
                    device=None, seed:int=0, # device, and the seed of the BN batches' augmentation
-                   batched:bool=True, chunk:int|None=None, # vectorised α grids, at most `chunk` networks per pass
+                   batched:bool=True,
+                   chunk:int|None=None, # vectorised α grids, at most `chunk` networks per pass
                    eval_batch_size:int=1024)->SoupEvaluator:
-    "The `SoupEvaluator` of `cfg` on `data`: BN recalibration on the training split (unshuffled), scores on validation"
+    "The `SoupEvaluator` of `cfg` on `data`: BN from the training split, validation scores"
     dev = get_device(device)
-    bn = data.loader('train', cfg.bn_batch_size, dev, shuffle=False, augment=cfg.bn_augment, generator=make_generator(seed, 'bn'))
-    return SoupEvaluator(model.to(dev), bn, data.loader('val', eval_batch_size, dev), cfg.bn_batches, batched, chunk,
+    bn = data.loader('train', cfg.bn_batch_size, dev, shuffle=False, augment=cfg.bn_augment,
+                     generator=make_generator(seed, 'bn'))
+    return SoupEvaluator(model.to(dev), bn, data.loader('val', eval_batch_size, dev),
+                         cfg.bn_batches, batched, chunk,
                          cfg.interpolate_buffers, cfg.ties)
 
-def _density(m, tickets, names): return 1.0 if m is None else mask_count(m) / sum(tickets[0][n].numel() for n in names)
+def _density(m, tickets, names):
+    return 1.0 if m is None else mask_count(m) / sum(tickets[0][n].numel() for n in names)
 
 def pool_levels(tickets:list, masks:list, ev:SoupEvaluator, test_data:Iterable|None=None,
                 methods:Iterable|None=None, # method names (default: `cfg.methods`)
                 targets:Iterable|None=None, # levels to pool (default: all)
                 cfg:PoolConfig|None=None, # search settings (default: `PoolConfig()`)
                 names:list|None=None, # prunable state-dict names (default: the mask keys)
-                on_result:Callable|None=None, # called as `on_result(result, row)` after every (level, method)
+                on_result:Callable|None=None, # `on_result(result, row)` after every (level, method)
                )->pd.DataFrame:
     "One row per (level, method): density, validation and test accuracy, accepted candidates"
     cfg = cfg or PoolConfig()
@@ -380,59 +438,69 @@ def pool_levels(tickets:list, masks:list, ev:SoupEvaluator, test_data:Iterable|N
     for t in (range(len(tickets)) if targets is None else targets):
         for meth in (cfg.methods if methods is None else methods):
             r = pool_methods[meth](tickets, masks, t, ev, **pool_kwargs(meth, cfg, names))
-            rows.append(dict(level=t, density=_density(masks[t], tickets, names), method=meth, val_acc=r.val_acc,
+            rows.append(
+                dict(level=t, density=_density(masks[t], tickets, names), method=meth,
+                     val_acc=r.val_acc,
                              test_acc=ev.score(r.state, test) if test else float('nan'),
                              accepted=len(r.accepted) if meth.startswith('lp') else None))
             if on_result is not None: on_result(r, rows[-1])
     return pd.DataFrame(rows)
 
 def level_summary(table:pd.DataFrame, metric:str='test_acc')->pd.DataFrame:
-    "Methods as columns, one row per level (with its density), plus `lp-interpolation − lt` when both are present"
+    "Methods as columns, one row per level (and density), plus `lp-interpolation − lt` if both"
     w = table.pivot_table(index=['level', 'density'], columns='method', values=metric).reset_index()
     w.columns.name = None
-    if {'lp-interpolation', 'lt'} <= set(w.columns): w['delta_lp_lt'] = w['lp-interpolation'] - w['lt']
+    if {'lp-interpolation',
+        'lt'} <= set(w.columns): w['delta_lp_lt'] = w['lp-interpolation'] - w['lt']
     return w
 
 # %% ../nbs/09_pools.ipynb #a41f7b3e
 @dataclass
 class LotteryPoolsResult:
-    "What `run_lottery_pools` made: trunk and branch folders, one row per (level, method), the IMP table and the summary"
+    "What `run_lottery_pools` made: folders, a row per (level, method), the IMP table, the summary"
     trunk:Path # the IMP trunk folder
     folder:Path # the pools branch folder
-    long:pd.DataFrame # one row per (level, method): density, val/test accuracy, accepted candidates, ticket file, pooled now
+    long:pd.DataFrame # a row per (level, method): density, accuracies, accepted, ticket, pooled
     imp:pd.DataFrame # the IMP chain table of `run_imp`, one row per level
     summary:dict # the content of `summary.json`
     @property
     def table(self)->pd.DataFrame:
-        "One row per level: density, `<method>_val` and `<method>_test` accuracy per method, and `delta_test` = LP − LT"
+        "One row per level: density, `<method>_val`/`_test` accuracies, `delta_test` = LP − LT"
         return levels_table(self.long)
     def ticket(self, level:int, method:str='lp-interpolation')->Path:
         "The ticket file of `method` at `level`"
         return self.folder/f'level_{level}'/f'{method}.pt'
-    def __repr__(self): return f"LotteryPoolsResult({len(self.imp)} levels, methods {list(self.long.method.unique())})"
+    def __repr__(self):
+        return (f"LotteryPoolsResult({len(self.imp)} levels, methods "
+                f"{list(self.long.method.unique())})")
     def _repr_markdown_(self): return md_table(self.table)
 
 def levels_table(long:pd.DataFrame)->pd.DataFrame:
-    "Wide per-level table of a (level, method) table: `<method>_val`, `<method>_test`, and `delta_test` = LP-Interpolation − LT"
+    "Wide per-level table of a (level, method) table: `<method>_val`, `<method>_test`, `delta_test`"
     methods = list(dict.fromkeys(long.method))
     w = long.pivot(index=['level', 'density'], columns='method', values=['val_acc', 'test_acc'])
     cols = [(f'{v}_acc', m) for m in methods for v in ('val', 'test')]
     w = w[cols].set_axis([f'{m}_{v[:-4]}' for v, m in cols], axis=1).reset_index()
-    if {'lt', 'lp-interpolation'} <= set(methods): w['delta_test'] = w['lp-interpolation_test'] - w['lt_test']
+    if {'lt',
+        'lp-interpolation'} <= set(
+            methods): w['delta_test'] = w['lp-interpolation_test'] - w['lt_test']
     return w
 
 # %% ../nbs/09_pools.ipynb #c52f7a90
 def pool_ticket(result:PoolResult, base:dict, model:nn.Module, metrics:dict)->dict:
-    "A ticket (format of `train.Trainer.ticket`) holding `result`'s weights and masks, with `base`'s architecture and config"
+    "A ticket (as `Trainer.ticket`): `result`'s weights and masks, `base`'s architecture"
     m = None if result.masks is None else full_masks(model, Masks(result.masks))
-    return dict(base, metrics=dict(metrics), model={k: v.detach().to('cpu', copy=True) for k, v in result.state.items()},
+    return dict(base, metrics=dict(metrics),
+                model={k: v.detach().to('cpu', copy=True) for k, v in result.state.items()},
                 masks=None if m is None else m.state_dict())
 
-def _pool_level(folder:Path, level:int, tickets, masks, ev, test, cfg:PoolConfig, base:dict, save:set)->pd.DataFrame:
+def _pool_level(folder:Path, level:int, tickets, masks, ev, test, cfg:PoolConfig, base:dict,
+                save:set)->pd.DataFrame:
     "Pool one level, save its tickets and traces, then `results.json` (the done marker)"
     d, traces = ensure_dir(folder/f'level_{level}'), []
     def keep(r, row):
-        if row['method'] in save: atomic_save(pool_ticket(r, base, ev.model, dict(row, pool=cfg.to_dict())), d/f"{row['method']}.pt")
+        if row['method'] in save: atomic_save(
+            pool_ticket(r, base, ev.model, dict(row, pool=cfg.to_dict())), d/f"{row['method']}.pt")
         if len(r.trace): traces.append(r.trace.assign(method=row['method']))
     rows = pool_levels(tickets, masks, ev, test, targets=[level], cfg=cfg, on_result=keep)
     rows['ticket'] = [f'level_{level}/{m}.pt' if m in save else None for m in rows.method]
@@ -442,45 +510,61 @@ def _pool_level(folder:Path, level:int, tickets, masks, ev, test, cfg:PoolConfig
 
 # %% ../nbs/09_pools.ipynb #e8b7f215
 def run_lottery_pools(train_cfg:TrainConfig, # the training run of every IMP level
-                      imp_cfg:IMPConfig, # the chain: levels, prune fraction and scope, rewind epoch, ticket choice
+                      imp_cfg:IMPConfig, # the chain: levels, pruning, rewind epoch, ticket choice
                       out='runs', # root folder: the trunk is `out/lottery/<train hash>-<imp hash>`
                       data=None, # a `DataBundle` (default: `get_dataset(train_cfg.dataset)`)
                       device=None, # 'cpu', 'cuda', … (default: `get_device()`)
-                      pool_cfg:PoolConfig|None=None, # methods and search settings (default: `PoolConfig()`)
+                      pool_cfg:PoolConfig|None=None, # methods and search (default: `PoolConfig()`)
                       data_root=None, # dataset folder for `get_dataset`
-                      model_fn:Callable|None=None, # builds the architecture instead of `train.build_model`
+                      model_fn:Callable|None=None, # builds the model instead of `train.build_model`
                       save_tickets:Iterable|None=None, # methods saved as ticket files (None: all)
-                      batched:bool=True, # evaluate each α grid in one vectorised pass (False: sequential)
+                      batched:bool=True, # each α grid in one vectorised pass (False: sequential)
                       verbose:bool=False, # one line per level
                      )->LotteryPoolsResult:
-    "Train (or resume) an IMP chain and pool every level; tickets, traces, per-level table and summary are written"
+    "Train (or resume) an IMP chain and pool every level; writes tickets, traces, tables, summary"
     pool_cfg, dev = pool_cfg or PoolConfig(), get_device(device)
-    data = data if data is not None else get_dataset(train_cfg.dataset, root=data_root, val_fraction=train_cfg.val_fraction)
+    data = data if data is not None else get_dataset(train_cfg.dataset, root=data_root,
+                                                     val_fraction=train_cfg.val_fraction)
     trunk = imp_dir(out, imp_cfg, train_cfg)
-    imp = run_imp(trunk, imp_cfg, train_cfg, device=dev, data=data, model_fn=model_fn, verbose=verbose)
-    folder, L = ensure_dir(trunk/'branches'/f'pools_{short_hash(pool_cfg)}-L{imp_cfg.levels}'), imp_cfg.levels
+    imp = run_imp(trunk, imp_cfg, train_cfg, device=dev, data=data, model_fn=model_fn,
+                  verbose=verbose)
+    folder, L = (ensure_dir(trunk/'branches'/f'pools_{short_hash(pool_cfg)}-L{imp_cfg.levels}'),
+                 imp_cfg.levels)
     save_json(dict(pool=pool_cfg.to_dict(), levels=L), folder/'pool.json')
-    todo, save = [l for l in range(L) if not (folder/f'level_{l}'/'results.json').exists()], set(pool_cfg.methods if save_tickets is None else save_tickets)
+    todo, save = [l for l in range(L) if not (folder/f'level_{l}'/'results.json').exists()], set(
+        pool_cfg.methods if save_tickets is None else save_tickets)
     if todo:
         tickets, masks, _ = load_chain(trunk, device=dev)
-        ev = pool_evaluator(pool_cfg, model_fn() if model_fn else build_model(train_cfg, data), data, dev, train_cfg.seed, batched)
+        ev = pool_evaluator(pool_cfg, model_fn() if model_fn else build_model(train_cfg, data),
+                            data, dev, train_cfg.seed, batched)
         test = fixed_batches(data.loader('test', 1024, dev))
         for l in todo:
             raise_if_stopped(f"before pooling level {l}")
-            rows = _pool_level(folder, l, tickets[:L], masks[:L], ev, test, pool_cfg, load_ticket(level_dir(trunk, l)/'ticket.pt'), save)
-            if verbose: print(f"level {l}: " + ', '.join(f'{m} {a:.4f}' for m, a in zip(rows.method, rows.test_acc)))
-    long = pd.concat([pd.DataFrame(load_json(folder/f'level_{l}'/'results.json')).assign(pooled=l in todo) for l in range(L)], ignore_index=True)
+            rows = _pool_level(folder, l, tickets[:L], masks[:L], ev, test, pool_cfg,
+                               load_ticket(level_dir(trunk, l)/'ticket.pt'), save)
+            if verbose: print(f"level {l}: "
+                              + ', '.join(f'{m} {a:.4f}'
+                                          for m, a in zip(rows.method, rows.test_acc)))
+    long = (
+        pd.concat([pd.DataFrame(load_json(folder/f'level_{l}'
+                                          /'results.json')).assign(pooled=l in todo)
+                                          for l in range(L)], ignore_index=True))
     return _summarize(trunk, folder, long, imp, out, train_cfg, imp_cfg, pool_cfg)
 
 def _summarize(trunk, folder, long, imp, out, train_cfg, imp_cfg, pool_cfg)->LotteryPoolsResult:
     "Write `levels.csv`, `summary.json` and `summary.md`; return the result"
     table = levels_table(long)
     atomic_write(folder/'levels.csv', long.drop(columns='pooled').to_csv(index=False))
-    summary = dict(trunk=str(Path(trunk).relative_to(out)), branch=folder.name, dataset=train_cfg.dataset, model=train_cfg.model,
-                   levels=imp_cfg.levels, methods=list(pool_cfg.methods), ema=f'v = {pool_cfg.ema_value}; incoming: soup ← (1−v)·soup + v·θ_i, textbook: soup ← v·soup + (1−v)·θ_i',
+    summary = dict(trunk=str(Path(trunk).relative_to(out)), branch=folder.name,
+                   dataset=train_cfg.dataset, model=train_cfg.model,
+                   levels=imp_cfg.levels, methods=list(pool_cfg.methods),
+                   ema=f'v = {pool_cfg.ema_value}; incoming: soup ← (1−v)·soup + v·θ_i, textbook: '
+                       'soup ← v·soup + (1−v)·θ_i',
                    selection='validation split (search and best-epoch tickets); test reported only',
-                   train=train_cfg.to_dict(), imp=imp_cfg.to_dict(), pool=pool_cfg.to_dict(), table=table.to_dict('records'))
-    if 'delta_test' in table: summary['lp_ge_lt_test'] = f"{int((table.delta_test >= 0).sum())}/{len(table)}"
+                   train=train_cfg.to_dict(), imp=imp_cfg.to_dict(), pool=pool_cfg.to_dict(),
+                   table=table.to_dict('records'))
+    if 'delta_test' in table:
+        summary['lp_ge_lt_test'] = f"{int((table.delta_test >= 0).sum())}/{len(table)}"
     save_json(summary, folder/'summary.json')
     atomic_write(folder/'summary.md', md_table(table) + '\n')
     return LotteryPoolsResult(Path(trunk), folder, long, imp, summary)

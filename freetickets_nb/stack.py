@@ -22,7 +22,8 @@ def logit_scores(logits:Tensor, # [..., N, C] logits (or log-probabilities) of o
                  reduction:str='mean', # 'mean' or 'sum' over the N examples
                 )->dict:
     "`acc` (top-1) and `loss` (cross-entropy, nats), float64 tensors of shape `[...]`"
-    if reduction not in ('mean', 'sum'): raise ConfigError(f"unknown reduction {reduction!r}: use 'mean' or 'sum'")
+    if reduction not in ('mean', 'sum'): raise ConfigError(
+        f"unknown reduction {reduction!r}: use 'mean' or 'sum'")
     lp = logits.double().log_softmax(-1)
     y = labels.to(lp.device).long().expand(lp.shape[:-1])
     correct, nll = (lp.argmax(-1) == y).double(), -lp.gather(-1, y[..., None])[..., 0]
@@ -41,7 +42,8 @@ def check_same_keys(sds:list):
     ks = set(sds[0])
     for sd in sds[1:]:
         if set(sd) != ks:
-            raise ConfigError(f"state dicts differ in keys {sorted(ks ^ set(sd))[:4]}: use networks of one architecture")
+            raise ConfigError(f"state dicts differ in keys {sorted(ks ^ set(sd))[:4]}: use "
+                              "networks of one architecture")
 
 def stack_states(sds:list)->dict:
     "Stack state dicts of one architecture along a new leading dimension: `{k: [A, ...]}`"
@@ -57,15 +59,17 @@ def stacked_forward(model:nn.Module, # the architecture; its own weights are not
                     x:Tensor, # one input batch `[B, ...]`
                    )->Tensor:
     "Outputs `[A, B, ...]` of the A stacked networks on `x` (`functional_call` under `vmap`)"
-    return vmap(lambda sd, x: functional_call(model, sd, (x,)), in_dims=(0, None), randomness='same')(stacked, x)
+    return (
+        vmap(lambda sd, x: functional_call(model, sd, (x,)), in_dims=(0, None),
+             randomness='same')(stacked, x))
 
 # %% ../nbs/02a_stack.ipynb #5a7c0014
 @torch.no_grad()
 def model_scores(model:nn.Module, # the model, or the template of the stacked networks
                  batches:Iterable, # `(x, y)` batches
-                 stacked:dict|None=None, # A stacked state dicts of `model`'s architecture (None: `model` itself)
+                 stacked:dict|None=None, # A stacked state dicts of the architecture (None: `model`)
                 )->dict:
-    "Accuracy and mean cross-entropy on `batches` in eval mode: floats for one model, `[A]` tensors for a stack"
+    "Accuracy and mean cross-entropy on `batches`, eval mode: floats for a model, `[A]` for a stack"
     dev = next(iter(stacked.values()) if stacked is not None else model.parameters()).device
     fwd = model if stacked is None else (lambda x: stacked_forward(model, stacked, x))
     was, tot, n = model.training, None, 0
@@ -75,21 +79,25 @@ def model_scores(model:nn.Module, # the model, or the template of the stacked ne
             s = logit_scores(fwd(x.to(dev)), y, 'sum')
             tot, n = s if tot is None else {k: tot[k] + s[k] for k in s}, n + len(y)
     finally: model.train(was)
-    if tot is None: raise DataError("no batches to score: pass a non-empty loader or list of batches")
-    return {k: v / n for k, v in tot.items()} if stacked is not None else {k: v.item() / n for k, v in tot.items()}
+    if tot is None: raise DataError("no batches to score: pass a non-empty loader or list of "
+                                    "batches")
+    return ({k: v / n for k, v in tot.items()} if stacked is not None
+            else {k: v.item() / n for k, v in tot.items()})
 
 # %% ../nbs/02a_stack.ipynb #5a7c0018
 def bn_modules(model:nn.Module)->list:
     "BatchNorm layers of `model` that track running statistics"
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            and m.track_running_stats]
 
 def _x(batch): return batch[0] if isinstance(batch, (list, tuple)) else batch
 
 def _bn_batches(loader:Iterable, num_batches:int|None=None):
-    "The first `num_batches` batches of `loader` as an iterator; `DataError` before anything is reset if none"
+    "The first `num_batches` batches of `loader` as an iterator; `DataError` if there are none"
     it = iter(itertools.islice(loader, num_batches))
     first = next(it, None)
-    if first is None: raise DataError("BN recalibration got no batches: pass a non-empty loader (or num_batches >= 1)")
+    if first is None: raise DataError("BN recalibration got no batches: pass a non-empty loader "
+                                      "(or num_batches >= 1)")
     return itertools.chain([first], it)
 
 def _run_bn_pass(bns, batches, forward):
@@ -104,7 +112,7 @@ def _run_bn_pass(bns, batches, forward):
     return j
 
 def recalibrate_bn(model:nn.Module, loader:Iterable, num_batches:int|None=None)->nn.Module:
-    "Reset the BN statistics of `model` and recompute them over `num_batches` batches of `loader` (all if None)"
+    "Reset the BN statistics of `model`, recompute them over `num_batches` of `loader` (None: all)"
     bns = bn_modules(model)
     if not bns: return model
     batches = _bn_batches(loader, num_batches)
@@ -127,6 +135,7 @@ def stacked_recalibrate_bn(model:nn.Module, stacked:dict, batches:Iterable)->dic
         stacked[p + 'num_batches_tracked'].zero_()
     dev, was_training = next(iter(stacked.values())).device, model.training
     model.train()
-    with torch.no_grad(): _run_bn_pass(bns, batches, lambda x: stacked_forward(model, stacked, x.to(dev)))
+    with torch.no_grad():
+        _run_bn_pass(bns, batches, lambda x: stacked_forward(model, stacked, x.to(dev)))
     model.train(was_training)
     return stacked
