@@ -25,6 +25,7 @@ from .dst import (
     DST_PRESETS, SparseController, dst_config, growths, prune_rate_schedules)
 from .data import datasets, get_dataset
 from .models import create_model
+from .stack import logit_scores
 from freetickets_nb.safety import (
     clean_stale_tmp, crash_point, graceful_stop, keep_previous, load_json, save_json,
     stop_requested)
@@ -401,9 +402,8 @@ def predict(self:Trainer, split:str='test', model:nn.Module|None=None)->torch.Te
 @patch
 def evaluate(self:Trainer, split:str='val', model:nn.Module|None=None)->dict:
     "Mean cross-entropy and accuracy of `model` (default: the trained one) on 'val' or 'test'"
-    logits, y = self.predict(split, model), getattr(self.data, split).y.to(self.device)
-    acc = (logits.argmax(1) == y).sum().item() / len(y)
-    return dict(loss=F.cross_entropy(logits.double(), y).item(), acc=acc)
+    s = logit_scores(self.predict(split, model), getattr(self.data, split).y)
+    return dict(loss=s['loss'].item(), acc=s['acc'].item())
 
 @patch
 def validate(self:Trainer)->dict:
