@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import patch
 from .core import (Config, ConfigError, CheckpointError, Registry, make_generator,
-                                 md_table)
+                                 md_table, cfg_field, upgrade_dict)
 from .masks import (Masks, RANKINGS, check_density, distributions, init_masks,
                                   layer_densities,
                                   maskable_weights, mul_masks_, top_k_mask, top_k_masks,
@@ -107,10 +107,10 @@ class DSTConfig(Config):
     keep_stale_momentum:bool=False # leave the momentum of inactive weights unmasked (CIFAR code)
     mask_grads:bool=True # zero gradients of inactive weights on steps without an update
     prune_dense_layers:bool=False # prune and zero layers of target density 1 (CIFAR code quirk)
-    prune_ranking:str='layerwise' # rank death scores per layer or 'global'ly (regrowth: per layer)
+    prune_ranking:str=cfg_field('layerwise', old='prune_scope') # death ranking, or 'global'
     explore_rate:float=0.8 # q, the prune-and-regrow rate of EDST global exploration
     explore_growth:str|None=None # growth rule of global exploration (None: same as `growth`)
-    explore_ranking:str='layerwise' # death ranking of global exploration: 'layerwise' (reference)
+    explore_ranking:str=cfg_field('layerwise', old='explore_scope') # the same, for exploration
     restart_schedule_on_explore:bool=False # restart the prune-rate schedule per exploration
     def validate(self):
         check_density(self.density)
@@ -144,7 +144,7 @@ def dst_config(preset:str='clean', **overrides)->DSTConfig:
     "The `DSTConfig` of a preset ('clean', 'reference_cifar', 'reference_imagenet') + `overrides`"
     if preset not in DST_PRESETS: raise ConfigError(f"unknown DST preset {preset!r}: choose one of "
                                                     f"{', '.join(DST_PRESETS)}")
-    return DSTConfig(**{**DST_PRESETS[preset], **overrides})
+    return DSTConfig(**upgrade_dict(DSTConfig, {**DST_PRESETS[preset], **overrides}))
 
 # %% ../nbs/04_dst.ipynb #2f451f2b
 def prune_grow(mask:Tensor, # bool mask of the layer
