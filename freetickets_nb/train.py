@@ -35,9 +35,9 @@ from .distributed import (
 
 # %% auto #0
 __all__ = ['lr_schedules', 'TICKET_FORMAT', 'CHECKPOINT_FORMAT', 'CHECKPOINT', 'PREVIOUS', 'TINY', 'constant_lr', 'multistep_lr',
-           'step_lr', 'cosine_lr', 'lr_at', 'TrainConfig', 'nesterov_needs_momentum', 'dst_settings_agree',
-           'build_model', 'build_optimizer', 'Trainer', 'EpochSums', 'load_ticket', 'ticket_model', 'method_name',
-           'train', 'TrainOptions', 'check_data_root', 'main', 'cli']
+           'step_lr', 'cosine_lr', 'lr_at', 'TrainConfig', 'nesterov_needs_momentum', 'image_size_streamed_only',
+           'dst_settings_agree', 'build_model', 'build_optimizer', 'Trainer', 'check_data', 'EpochSums', 'load_ticket',
+           'ticket_model', 'method_name', 'train', 'TrainOptions', 'default_workers', 'check_data_root', 'main', 'cli']
 
 # %% ../nbs/05_train.ipynb #5df924cb
 lr_schedules = Registry('LR schedule')
@@ -71,6 +71,8 @@ class TrainConfig(Config):
     "One training run: data, model, optimiser, LR schedule, sparsity and seed"
     dataset:str=cfg_field('digits', choices=datasets) # dataset name (see `data.get_dataset`)
     model:str='mlp' # architecture (see `models.create_model`)
+    # image resolution S of a streamed dataset (none: its default, 224 for image folders)
+    image_size:int|None=cfg_field(None, ge=8)
     epochs:int=cfg_field(10, ge=1) # training epochs E
     batch_size:int=cfg_field(128, ge=1) # mini-batch size (the global batch under torchrun)
     lr:float=cfg_field(0.1, gt=0) # peak learning rate
@@ -122,6 +124,13 @@ def nesterov_needs_momentum(c:TrainConfig):
         return "nesterov needs momentum > 0: set --momentum 0.9 or drop --nesterov"
 
 @rule(TrainConfig)
+def image_size_streamed_only(c:TrainConfig):
+    "`image_size` resizes streamed datasets; the in-memory ones have a fixed size"
+    if c.image_size is not None and not getattr(datasets.get(c.dataset), 'streamed', False):
+        return (f"image_size applies to streamed datasets (imagefolder, imagenet, your own); "
+                f"{c.dataset!r} has a fixed image size: drop --image-size")
+
+@rule(TrainConfig)
 def dst_settings_agree(c:TrainConfig):
     "The DST knobs must make a valid `DSTConfig` with the preset's (its own checks raise)"
     c.dst_config()
@@ -137,12 +146,15 @@ def check_names(self:TrainConfig)->TrainConfig:
     return self
 
 # %% ../nbs/05_train.ipynb #dd802ec5
-def build_model(cfg:TrainConfig, data)->nn.Module:
-    "`create_model(cfg.model)` for the dataset's shape, initialised from the run seed"
+def build_model(cfg:TrainConfig, data,
+                factory:Callable|None=None, # f(num_classes, in_channels, image_size) → nn.Module
+               )->nn.Module:
+    "`create_model(cfg.model)` (or `factory`) for the dataset's shape, initialised by the run seed"
+    build = factory or functools.partial(create_model, cfg.model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(cfg.seed, 'init'))
-        return create_model(cfg.model, num_classes=data.num_classes, in_channels=data.in_channels,
-                            image_size=data.image_size)
+        return build(num_classes=data.num_classes, in_channels=data.in_channels,
+                     image_size=data.image_size)
 
 def build_optimizer(model:nn.Module, cfg:TrainConfig)->torch.optim.SGD:
     "SGD with momentum and weight decay (on all parameters, or only on weights with `ndim > 1`)"
@@ -158,8 +170,8 @@ class Trainer:
     def __init__(self, cfg:TrainConfig,
                  folder=None, # the run folder (None: nothing is written)
                  device=None, # default: `get_device()`
-                 data=None, # default: `get_dataset(cfg.dataset)`
-                 model:nn.Module|None=None, # default: `build_model(cfg, data)`
+                 data=None, # a `DataBundle` (default: `get_dataset(cfg.dataset)`)
+                 model=None, # an `nn.Module`, or a factory for `build_model` (default: `cfg.model`)
                  masks:Masks|None=None, # start from these masks (e.g. a pruned parent's)
                  lr_fn:Callable|None=None, # epoch (0-based) → learning rate, replacing the schedule
                  callbacks:tuple=(), # objects with before_epoch, after_epoch, state_dict, …
@@ -170,11 +182,12 @@ class Trainer:
                  resume:bool=True, # continue from `folder/checkpoint.pt` when it exists
                  ddp:bool=False, # data-parallel over the process group (see below)
                  check_masks:bool=True, # with `ddp`: compare mask checksums across ranks
-                 compile:bool=False): # train through `torch.compile`
+                 compile:bool=False, # train through `torch.compile`
+                 workers:int=0): # `DataLoader` workers decoding a streamed dataset loaded here
         self.cfg, self.device, self.lr_fn, self.desc = cfg, get_device(device), lr_fn, desc
         self.callbacks = list(callbacks)
         self._setup_ranks(ddp, check_masks, masks)    # rank, world size; refuse what cannot work
-        self._load_data(data, data_root)              # the dataset, rank 0 first
+        self._load_data(data, data_root, workers)     # the dataset (rank 0 first), checked
         self._setup_folder(folder, verbose, progress) # rank 0 writes; stale temporary files go
         self._build(model, masks)                     # model, loaders, optimiser, sparsity
         self._reset()                                 # epoch 0, no history, no best ticket yet
@@ -205,11 +218,27 @@ def _setup_ranks(self:Trainer, ddp:bool, check_masks:bool, masks):
         raise ConfigError("masks were given for a dense config: set density < 1 or static=True")
 
 @patch
-def _load_data(self:Trainer, data, data_root):
-    "The dataset: `data` when given, else loaded (rank 0 first, so a download happens once)"
+def _load_data(self:Trainer, data, data_root, workers:int=0):
+    "The dataset: `data` when given, else loaded (rank 0 first); refused if it is not the config's"
+    c = self.cfg
     with rank0_first() if self.ddp else contextlib.nullcontext():
         self.data = data if data is not None else get_dataset(
-            self.cfg.dataset, root=data_root, val_fraction=self.cfg.val_fraction)
+            c.dataset, root=data_root, val_fraction=c.val_fraction, image_size=c.image_size,
+            workers=workers)
+    check_data(c, self.data)
+
+def check_data(cfg:TrainConfig, data):
+    "`ConfigError` unless `data` is the dataset `cfg` names, at its image size, with every split"
+    if data.name != cfg.dataset:
+        raise ConfigError(f"the data is {data.name!r} but the config trains on {cfg.dataset!r}: "
+                          f"pass get_dataset({cfg.dataset!r}) or set dataset={data.name!r}")
+    if cfg.image_size is not None and data.image_size != cfg.image_size:
+        raise ConfigError(f"the data has {data.image_size}×{data.image_size} images but the "
+                          f"config asks for image_size={cfg.image_size}: build the data with "
+                          f"image_size={cfg.image_size}")
+    if empty := [s for s in ('train', 'val', 'test') if len(getattr(data, s)) == 0]:
+        raise DataError(f"the {' and '.join(empty)} split of {data.name!r} is empty: every split "
+                        "needs images (raise val_fraction, or add data)")
 
 @patch
 def _setup_folder(self:Trainer, folder, verbose:bool, progress:bool|None):
@@ -228,14 +257,13 @@ def _build(self:Trainer, model:nn.Module|None, masks:Masks|None):
     self.amp, cl = dev.type == 'cuda' and cfg.bf16, dev.type == 'cuda' and cfg.channels_last
     self.gens = make_generators(cfg.seed)
     fmt = torch.channels_last if cl else torch.contiguous_format
-    model = model if model is not None else build_model(cfg, self.data)
+    model = model if isinstance(model, nn.Module) else build_model(cfg, self.data, model)
     self.model = model.to(dev, memory_format=fmt)
     self.train_dl = self.data.loader('train', cfg.batch_size, dev, generator=self.gens.data,
-                                     channels_last=cl)
+                                     channels_last=cl, rank=self.rank, world=self.world)
     ev, ebs = self._eval_data(), max(cfg.batch_size // self.world, 256)
     self.val_dl, self.test_dl = (ev.loader(s, ebs, dev, channels_last=cl) for s in ('val', 'test'))
-    short = int(0 < len(self.data.train) % cfg.batch_size < self.world) # a last batch too small
-    self.steps_per_epoch = len(self.train_dl) - short
+    self.steps_per_epoch = len(self.train_dl) # a last global batch smaller than W is left out
     self.opt = build_optimizer(self.model, cfg)
     self.sparse = None if not cfg.sparse else SparseController(
         self.model, cfg.dst_config(), self.opt, mask_generator=self.gens.masks,
@@ -333,22 +361,20 @@ def _epoch_sums(self:Trainer)->EpochSums:
     return EpochSums(tot.to(dev), correct.to(dev), n, self.gens.data.get_state(), part['batches'])
 
 @patch
-def _batches(self:Trainer):
-    "`(x, y, loss weight)` of this rank for every training batch of the epoch"
-    for x, y in self.train_dl:
-        if not self.ddp: yield x, y, 1.0
-        elif len(y) >= self.world:
-            idx = shard_indices(len(y), self.rank, self.world).to(y.device)
-            yield x[idx], y[idx], len(idx) * self.world / len(y)
+def _batches(self:Trainer, skip:int=0):
+    "`(x, y, loss weight)` of this rank for the epoch's training batches from number `skip` on"
+    n, B, W = len(self.data.train), self.cfg.batch_size, self.world
+    for i, (x, y) in enumerate(self.train_dl.iter_from(skip), skip): # skipped: never decoded
+        yield x, y, (len(y) * W / min(B, n - i * B) if self.ddp else 1.0)
 
 @patch
 def _epoch_batches(self:Trainer, skip:int=0):
     "`(i, (x, y, weight))` for the epoch's batches from number `skip` on (a progress bar if asked)"
     from tqdm import tqdm
     desc = f'{self.desc + " · " if self.desc else ""}epoch {self.epoch + 1}/{self.cfg.epochs}'
-    bar = tqdm(self._batches(), total=self.steps_per_epoch, leave=False, disable=not self.progress,
-               initial=skip, desc=desc)
-    return ((i, b) for i, b in enumerate(bar) if i >= skip)
+    bar = tqdm(self._batches(skip), total=self.steps_per_epoch, leave=False, initial=skip,
+               disable=not self.progress, desc=desc)
+    return enumerate(bar, skip)
 
 # %% ../nbs/05_train.ipynb #6076d23c
 @patch
@@ -465,7 +491,8 @@ def save_checkpoint(self:Trainer, path, partial:dict|None=None):
         generators={p: getattr(self.gens, p).get_state() for p in PURPOSES},
         torch_rng=torch.get_rng_state(),
         cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
-        history=self.history, best=self.best, callbacks=callbacks, partial=partial), path)
+        history=self.history, best=self.best, callbacks=callbacks, partial=partial,
+        data=self.data.signature()), path)
 
 @patch
 def _write_checkpoint(self:Trainer, partial:dict|None=None)->Path:
@@ -485,6 +512,12 @@ def _interrupt(self:Trainer, sig:int, partial:dict|None=None):
              else f"checkpoint {str(self.run_folder/CHECKPOINT)!r} written")
     raise Interrupted(f"{signal.Signals(sig).name} received: stopped at {where}; {saved}: "
                       "run the same command again to resume", sig)
+
+def _data_diff(saved:dict|None, now:dict)->str:
+    "The fields where a checkpoint's data signature differs from the data now ('' if none or old)"
+    if saved is None: return '' # a checkpoint older than data signatures
+    return '; '.join(f"{k}: {saved.get(k)} there, {v} here" for k, v in now.items()
+                     if saved.get(k) != v)
 
 def _read_checkpoint(path)->dict:
     "A checkpoint file's content; `CheckpointError` when it is missing or damaged (not yet checked)"
@@ -519,6 +552,9 @@ def _restore(self:Trainer, ck:dict, path):
     if diff := config_diff(ck['config'], self.cfg):
         raise CheckpointError(f"checkpoint {str(path)!r} was written for another config ({diff}): "
                               "use another run folder")
+    if diff := _data_diff(ck.get('data'), self.data.signature()):
+        raise CheckpointError(f"checkpoint {str(path)!r} was written for other data ({diff}): the "
+                              "dataset changed; restore it, or use another run folder")
     if ck['scheduler']['steps_per_epoch'] != self.steps_per_epoch:
         raise CheckpointError("checkpoint was written with another number of iterations per epoch: "
                               "the dataset changed")
@@ -659,6 +695,8 @@ def train(cfg:TrainConfig, out='runs', device=None, data_root=None, progress:boo
           check_masks:bool=True, # under DDP: compare mask checksums across ranks at every mask sync
           compile:bool=False, # train through `torch.compile`
           download:bool=False, # fetch the dataset into `data_root` with torchvision first
+          data=None, # the `DataBundle` (default: `get_dataset(cfg.dataset, data_root)`)
+          workers:int=0, # `DataLoader` workers decoding a streamed dataset
          )->Trainer:
     "Train `cfg` in `out/<method>/<hash8>`, resuming from its checkpoint; returns the `Trainer`"
     folder, ddp = run_dir(out, method_name(cfg), cfg), 'RANK' in os.environ if ddp is None else ddp
@@ -667,9 +705,9 @@ def train(cfg:TrainConfig, out='runs', device=None, data_root=None, progress:boo
     if download:
         with rank0_first() if ddp else contextlib.nullcontext():
             get_dataset(cfg.dataset, root=data_root, download=True)
-    tr = Trainer(cfg, folder, device=env.device if ddp else device, data_root=data_root,
+    tr = Trainer(cfg, folder, device=env.device if ddp else device, data=data, data_root=data_root,
                  progress=progress, verbose=verbose, ddp=ddp, check_masks=check_masks,
-                 compile=compile)
+                 compile=compile, workers=workers)
     if verbose and tr.is_main: _say_start(tr, folder, env)
     tr.fit()
     if verbose and tr.is_main: _say_end(tr, folder, check_masks)
@@ -711,6 +749,13 @@ class TrainOptions(Config):
     compile:bool=False # train through torch.compile (a GPU speed-up for CNNs; compiling takes time)
     download:bool=False # download the dataset into --data-root with torchvision first (a network)
     deterministic:bool=False # deterministic CUDA kernels (CPU runs always are)
+    # processes decoding a streamed dataset's images (none: min(8, cores per rank − 1))
+    workers:int|None=cfg_field(None, ge=0)
+
+def default_workers()->int:
+    "`DataLoader` workers per process: the CPU cores of this process's share minus one, at most 8"
+    per_rank = (os.cpu_count() or 1) // int(os.environ.get('LOCAL_WORLD_SIZE', 1))
+    return max(0, min(8, per_rank - 1))
 
 def check_data_root(root, download:bool=False):
     "A given dataset folder must exist (unless `download` will create it): `DataError` and the fix"
@@ -725,11 +770,15 @@ def main(**kw):
     opts = TrainOptions(**opts)
     cfg = TrainConfig(**{**(TINY if opts.tiny else {}), **given}).check_names()
     check_data_root(opts.data_root, opts.download); get_device(opts.device)
+    w = default_workers() if opts.workers is None else opts.workers
+    data = None if opts.download else get_dataset( # checked before any file is written
+        cfg.dataset, root=opts.data_root, val_fraction=cfg.val_fraction,
+        image_size=cfg.image_size, workers=w)
     ensure_dir(opts.out)
     if opts.deterministic: set_deterministic()
     return train(cfg, opts.out, device=opts.device, data_root=opts.data_root,
                  progress=opts.progress, backend=opts.backend, check_masks=opts.check_masks,
-                 compile=opts.compile, download=opts.download)
+                 compile=opts.compile, download=opts.download, data=data, workers=w)
 
 main.__signature__ = config_signature(TrainConfig, TrainOptions)
 
