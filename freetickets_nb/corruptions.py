@@ -14,7 +14,8 @@ from torch import Tensor
 import matplotlib.pyplot as plt
 from torchvision.io import encode_jpeg, decode_jpeg
 from .core import ConfigError, DataError, Registry, make_generator
-from .data import TensorSplit, DataBundle
+from .data import TensorSplit, DataBundle, read_npy
+from .imagefolder import class_folders, corruption_cells
 from .metrics import Predictions, predict, accuracy, nll, ece, calibration_bins
 from .plots import new_fig
 
@@ -257,7 +258,7 @@ def load_cifar_c(root, # folder holding `<corruption>.npy` and `labels.npy`
     if not f.exists() or not fl.exists(): raise DataError(
         f"{f.name} or labels.npy not found in {root}: download CIFAR-10-C (Zenodo 2535967) or "
         "CIFAR-100-C (Zenodo 3555552) and pass its folder")
-    x, y = np.load(f, mmap_mode='r'), np.load(fl, mmap_mode='r')
+    x, y = read_npy(f), read_npy(fl) # a damaged file is named
     if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != np.uint8 or len(x) % 5 or len(y) != len(x):
         raise DataError(f"{f.name} is not a CIFAR-C file (uint8 [5·N, H, W, 3] with matching "
                         f"labels), got {x.dtype} {x.shape}")
@@ -328,18 +329,21 @@ def corruption_eval(model_or_members, # one model or a list of members
                     severities:Sequence=(1, 2, 3, 4, 5), # 0 = clean
                     n:int|None=None, # first n test images per cell (default: all)
                     seed:int=0, # seed of the generated corruptions
-                    root=None, # folder of released CIFAR-C `.npy` files (None: generate on the fly)
+                    root=None, # CIFAR-C `.npy` files, or ImageNet-C folders (streamed data)
                     n_bins:int=15, variant:str='standard', batch_size:int=256, device=None,
                     vectorize:bool|None=None)->pd.DataFrame:
     "Per-cell `corruption, severity, n, acc, nll, ece` of the ensemble on corrupted test sets"
+    folders = root is not None and bundle.streamed # ImageNet-C: <corruption>/<severity>/<class>/
     if corruptions is not None: names = list(corruptions)
-    elif root: names = released_corruptions(root)
+    elif root: names = class_folders(root) if folders else released_corruptions(root)
     else: names = [c for c in SEVERITIES if bundle.in_channels == 3 or c != 'saturate']
     for c in names if root is None else []:
         for s in severities: _param(c, s)
     clean = bundle.test.take(n) if n else bundle.test
+    cells = corruption_cells(root, bundle, names, [s for s in severities if s], n) if folders else {}
     def cell(c, s):
         if s == 0: return clean
+        if folders: return cells[(c, s)]
         return load_cifar_c(root, c, s, n) if root is not None else corrupt_split(clean, c, s, seed)
     kw = dict(batch_size=batch_size, device=device, vectorize=vectorize, mean=bundle.mean,
               std=bundle.std)

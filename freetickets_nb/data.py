@@ -55,6 +55,9 @@ class DataBundle:
     flip:bool=False # random horizontal flips in training augmentation
     classes:tuple=() # class names (folder datasets), in label order
     workers:int=0 # `DataLoader` worker processes of streamed splits (in-memory ones need none)
+    def __post_init__(self): # streamed splits decode with the bundle's workers, also alone
+        for s in (self.train, self.val, self.test):
+            if not isinstance(s, TensorSplit): s.workers = self.workers
     @property
     def in_channels(self)->int: return self.train.shape[0]
     @property

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import Dataset
 from .core import ConfigError, DataError, make_generator
@@ -17,7 +18,7 @@ from .streaming import (
 # %% auto #0
 __all__ = ['IMG_EXTENSIONS', 'class_folders', 'scan_images', 'ImageFiles', 'write_image_folder', 'test_folder',
            'imagefolder_bundle', 'heldout_per_class', 'imagenet_bundle', 'corruption_cells', 'class_subset', 'restrict',
-           'ood_subset']
+           'ood_subset', 'restricted', 'subset_eval', 'ood_subset_table']
 
 # %% ../nbs/01b_imagefolder.ipynb #cacc0d05
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
@@ -206,3 +207,29 @@ def ood_subset(root, bundle:DataBundle)->tuple:
     if len(keep) == 0: raise DataError(f"the test set has no image of the classes of {root}")
     ood.y = torch.full((len(ood),), -1)
     return bundle.test.take(keep), ood, idx
+
+# %% ../nbs/01b_imagefolder.ipynb #32d68820
+def restricted(preds, class_idx:torch.Tensor, labels:torch.Tensor|None=None):
+    "`metrics.Predictions` restricted to the classes `class_idx` (labels kept, or replaced)"
+    from freetickets_nb.metrics import Predictions
+    return Predictions(restrict(preds.logits, class_idx), preds.labels if labels is None else labels,
+                       dict(preds.meta, classes=len(class_idx)))
+
+def subset_eval(model_or_members, bundle:DataBundle, root, # an ImageNet-A / -R style folder
+                n:int|None=None, **kw)->pd.DataFrame:
+    "Ensemble and member metrics on `root`'s images, predictions restricted to its classes"
+    from freetickets_nb.metrics import predict, member_summary
+    split, idx = class_subset(root, bundle)
+    split = split.take(n) if n else split
+    p = predict(model_or_members, split, mean=bundle.mean, std=bundle.std, **kw)
+    return member_summary(restricted(p, idx))
+
+def ood_subset_table(model_or_members, bundle:DataBundle, root, # an ImageNet-O style folder
+                     scores=('msp', 'entropy', 'mutual_info'), n:int|None=None, **kw)->pd.DataFrame:
+    "OoD detection of `root`'s images against the test images of its classes (restricted logits)"
+    from freetickets_nb.metrics import predict, ood_table
+    ind, ood, idx = ood_subset(root, bundle)
+    ind, ood = (ind.take(n), ood.take(n)) if n else (ind, ood)
+    kw = dict(kw, mean=bundle.mean, std=bundle.std)
+    pin, pout = (restricted(predict(model_or_members, s, **kw), idx) for s in (ind, ood))
+    return ood_table(pin, {Path(root).name: pout}, scores)

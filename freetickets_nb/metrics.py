@@ -19,6 +19,7 @@ from .core import (ConfigError, DataError, CheckpointError, atomic_save, load_sa
                                  get_device, make_generator)
 from .data import TensorSplit, DataBundle, DeviceLoader, get_dataset, datasets
 from .stack import stack_states, stacked_forward
+from .imagefolder import ood_subset_table
 from .plots import new_fig
 
 # %% auto #0
@@ -93,12 +94,12 @@ def same_architecture(members:Sequence)->bool:
                                                         for sd in sds[1:])
 
 def _batches(data, batch_size:int, device, mean=None, std=None)->Iterable:
-    "`(x, y)` batches on `device` from a `TensorSplit`, an `(x, y)` tensor pair or batches"
-    if isinstance(data, TensorSplit):
+    "`(x, y)` batches on `device` from a split (in memory or streamed), an `(x, y)` pair, batches"
+    if isinstance(data, TensorSplit) or hasattr(data, 'loader'): # streamed: `streaming.ImageSplit`
         if mean is None or std is None: raise ConfigError(
-            "a TensorSplit holds uint8 images: pass mean= and std= (the in-distribution bundle's "
+            "a split holds uint8 images: pass mean= and std= (the in-distribution bundle's "
             "normalisation)")
-        return DeviceLoader(data, batch_size, mean, std, device=device)
+        return data.loader(batch_size, mean, std, device=device)
     if isinstance(data,
                   (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
         x, y = data
@@ -390,7 +391,8 @@ def ood_sets(bundle:DataBundle, # the in-distribution dataset
              root=None, # data folder for the other datasets (see `data.get_dataset`)
             )->OodSets:
     "OoD test sets for `bundle`'s dataset as uint8 splits of its shape, labels −1"
-    avail = ('gaussian', 'uniform') + OOD_EXTRA.get(bundle.name, ('vflip',))
+    extra = OOD_EXTRA.get(bundle.name, () if bundle.streamed else ('vflip',)) # no flips of ImageNet
+    avail = ('gaussian', 'uniform') + extra
     names = list(avail if names is None else names)
     bad = [k for k in names if k not in avail]
     if bad: raise ConfigError(f"unknown OoD sets {bad} for {bundle.name!r}: use {list(avail)}")
@@ -421,5 +423,10 @@ def ood_eval(model_or_members, # one model or a list of members
     sets = ood_sets(bundle, names, seed, n, root)
     pin = predict(model_or_members, bundle.test, **kw)
     df = ood_table(pin, {k: predict(model_or_members, v, **kw) for k, v in sets.items()}, scores)
+    o = Path(root)/'imagenet-o' if root is not None and bundle.streamed and names is None else None
+    if o is not None and o.is_dir(): # ImageNet-O against the test images of its 200 classes
+        kw = {k: v for k, v in kw.items() if k not in ('mean', 'std')}
+        df = pd.concat([df, ood_subset_table(model_or_members, bundle, o, scores, n, **kw)],
+                       ignore_index=True)
     df.attrs['notes'] = sets.notes
     return df

@@ -130,6 +130,7 @@ class ImageSplit:
                  train_tf=None, eval_tf=None, # (image, generator) → image; default: ImageNet's
                  source:str=''): # where the split comes from, for messages
         self.dataset, self.size, self.channels, self.source = dataset, size, channels, source
+        self.workers = 0 # decoding processes of its loaders (a bundle sets its own)
         self.indices = torch.as_tensor(indices, dtype=torch.long)
         self.y = torch.as_tensor(y, dtype=torch.long)
         if len(self.y) != len(self.indices):
@@ -143,8 +144,10 @@ class ImageSplit:
     def take(self, idx)->ImageSplit:
         "The split restricted to the positions `idx` (or the first `idx` samples when an int)"
         idx = torch.arange(min(idx, len(self))) if isinstance(idx, int) else torch.as_tensor(idx)
-        return ImageSplit(self.dataset, self.indices[idx], self.y[idx], self.size, self.channels,
-                          self.train_tf, self.eval_tf, self.source)
+        sp = ImageSplit(self.dataset, self.indices[idx], self.y[idx], self.size, self.channels,
+                        self.train_tf, self.eval_tf, self.source)
+        sp.workers = self.workers
+        return sp
     def __repr__(self):
         return f"ImageSplit(n={len(self)}, shape={self.shape}, from {type(self.dataset).__name__})"
 
@@ -285,11 +288,12 @@ def _checked(dl):
 # %% ../nbs/01a_streaming.ipynb #ef5163e1
 @patch
 def loader(self:ImageSplit, batch_size:int, mean, std, device=None, augment:bool=False,
-           workers:int=0, crop_padding:int=0, flip:bool=False, # in-memory options (unused)
+           workers:int|None=None, # decoding processes (None: the split's `workers`)
+           crop_padding:int=0, flip:bool=False, # in-memory options (unused)
            **kw)->StreamLoader:
     "A `StreamLoader` over the split (`augment`: the training transform, else the evaluation one)"
     return StreamLoader(self, batch_size, mean, std, device=device, augment=augment,
-                        workers=workers, **kw)
+                        workers=self.workers if workers is None else workers, **kw)
 
 # %% ../nbs/01a_streaming.ipynb #4a4abe83
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -224,3 +224,22 @@ def test_bench_data_stream_tiny_run(tmp_path):
     assert cases[0].startswith('loader @64') and any('resnet18 @64' in c for c in cases)
     assert all(row['ratio']['median'] > 0 for row in r['rows']) and (tmp_path/'d.json').exists()
     assert any(row['note'].startswith('bottleneck: ') for row in r['rows'])
+
+
+def test_ood_and_corruption_evaluation_read_imagenet_o_and_c_folders(pets, tmp_path):
+    from freetickets_nb.corruptions import corruption_eval
+    from freetickets_nb.metrics import ood_eval
+    data = get_dataset('imagefolder', root=pets, image_size=16)
+    torch.manual_seed(0)
+    nets = [torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 3)) for _ in range(2)]
+    write_image_folder(tmp_path/'imagenet-o', ('cat',), {'.': 3}, (20, 20))
+    oe = ood_eval(nets, data, scores=('entropy',), n=6, root=tmp_path)
+    assert oe.ood.tolist() == ['gaussian', 'uniform', 'imagenet-o'] and oe.n_ood.tolist() == [6, 6, 3]
+    assert oe.n_id.tolist() == [12, 12, 4]  # ImageNet-O: the test images of its classes only
+    for c in ('fog', 'snow'):
+        for s in (1, 2): write_image_folder(tmp_path/'c'/c, data.classes, {str(s): 1}, (16, 16), seed=s)
+    ct = corruption_eval(nets, data, root=tmp_path/'c', severities=(0, 1, 2), n=2)
+    assert ct[['corruption', 'severity', 'n']].values.tolist() == [
+        ['fog', 0, 2], ['fog', 1, 2], ['fog', 2, 2], ['snow', 0, 2], ['snow', 1, 2], ['snow', 2, 2]]
+    generated = corruption_eval(nets, data, corruptions=['gaussian_noise'], severities=(3,), n=4)
+    assert generated.n.tolist() == [4]  # on a streamed test set too: corruptions of its decoded images
