@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh clone:
 #   make demo   -- venv + install + the main job on the embedded digits data
 #   make test   -- venv + install + notebooks/library sync checks + all tests
+#   make docs   -- the book as a static website in _site/ (open _site/index.html; no Quarto, no network)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +12,7 @@ TORCH_PAIR ?= torch==2.14.1 torchvision==0.29.1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: install demo test test-slow sync nbtest pytest bench clean-venv
+.PHONY: install demo test test-slow sync nbtest pytest bench docs docs-check clean-venv
 
 install: $(VENV)/.installed
 
@@ -42,6 +43,14 @@ test-slow: install
 
 bench: install
 	$(PY) -m bench
+
+# Every nbs/*.ipynb becomes a page (book order = file names, index.ipynb first); stored outputs, not re-run.
+docs: install
+	$(PY) tools/build_docs.py --out _site --work _mkdocs
+
+# Opens every page in headless Chromium (Debian package chromium) and checks it renders with its figures.
+docs-check: docs
+	$(PY) tools/check_docs.py --site _site --work _mkdocs
 
 clean-venv:
 	rm -rf $(VENV)
