@@ -45,6 +45,7 @@ BAD_PAGE = """<html><body><div class="md-content"><div class="jupyter-wrapper">
 </div></div><div class="jp-InputArea"><pre>#| export
 def f(): pass</pre></div>
 <div class="jp-OutputArea-output">NameError: name 'tickets' is not defined</div>
+<pre>def f(x, # see [`g`](core.html#g)</pre>
 <img src="missing.png"><script src="http://localhost:9/cdn.js"></script>
 </div></div></body></html>"""
 
@@ -58,7 +59,8 @@ def test_the_browser_check_catches_a_broken_page(tmp_path):
     text = '\n'.join(probs)
     for expected in ['images not loaded: [0]', '1 images shown, 2 stored', "NameError: name 't",
                      'unrendered $…$ math', '1 code cells show #| lines', 'no API docs',
-                     'request leaves the site: http://localhost:9/cdn.js', 'HTTP 404']:
+                     'request leaves the site: http://localhost:9/cdn.js', 'HTTP 404',
+                     "raw markup shown: '](core.html#g)'"]:
         assert expected in text, f'{expected!r} not reported in:\n{text}'
 
 

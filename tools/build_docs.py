@@ -129,6 +129,11 @@ def _unlink_headings(md):
     return re.sub(r'^#{1,6} .*$', lambda m: _MD_LINK.sub(r'\1', m.group()), md, flags=re.M)
 
 
+def _unlink_code(md):
+    "Markdown `md` without the links nbdev puts in fenced code (show_doc's signature comments)"
+    return re.sub(r'^```.*?^```', lambda m: _MD_LINK.sub(r'\1', m.group()), md, flags=re.M | re.S)
+
+
 def _anchor(m):
     "The anchor nbdev links `Class.method` to (`class.method`), next to the heading's own"
     return f'{m.group(1)} {m.group(2)} <a id="{m.group(2).lower()}"></a>'
@@ -190,7 +195,9 @@ def _for_mkdocs(nb, host):
         if c.cell_type == 'markdown': c.source = _unlink_headings(_link(c.source, host))
         for o in c.get('outputs', []):
             md = o.get('data', {}).get('text/markdown')
-            if md: o['data']['text/markdown'] = _DOC_HEADING.sub(_anchor, _link(''.join(md), host))
+            if md:
+                md = _unlink_code(_link(''.join(md), host))
+                o['data']['text/markdown'] = _DOC_HEADING.sub(_anchor, md)
     head = f"# {fm.get('title', Path(nb.path_).stem)}"
     if fm.get('description'): head += f"\n\n> {fm['description']}"
     nb.cells.insert(0, mk_cell(head, 'markdown'))

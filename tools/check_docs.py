@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT = 1280, 900
 _ERROR_LINE = re.compile(r'^(\w+\.)*\w*(Error|Exception): ', re.M)
 _LOCAL_LINK = re.compile(r'<a [^>]*?href="([^":]+?\.html(#[^"]*)?|#[^"]+)"')   # between pages
+_RAW_MARKUP = re.compile(r'\]\([^)\s]+\.html[^)\s]*\)|\{target=')   # markdown links, Pandoc attrs
 _RAW_MATH = re.compile(r'\$[^$\s][^$\n]*\$')
 
 # Runs in the page once it has loaded: waits for MathJax and images, reports what is shown.
@@ -214,6 +215,7 @@ def page_problems(page, info, shot, fig, events, base):
     if m := _ERROR_LINE.search(out): p.append(f'error in an output: {out[m.start():][:80]!r}')
     if info['math_errors']: p.append(f"{info['math_errors']} MathJax errors")
     if any(_RAW_MATH.search(t) for t in info['prose']): p.append('unrendered $…$ math')
+    if m := _RAW_MARKUP.search(info['text']): p.append(f'raw markup shown: {m.group()!r}')
     if info['code_directives']: p.append(f"{info['code_directives']} code cells show #| lines")
     if page.get('api') and not info['apidocs']: p.append('no API docs (show_doc) rendered')
     return p + _request_problems(events, base)
