@@ -96,13 +96,15 @@ def test_every_notebook_has_a_page(built):
 
 
 def test_nbdev_directives_are_processed(built):
-    "`#| hide` cells are gone, no `#|` line is left, exported code is shown without its marker"
+    "`#| hide` cells are gone, `hide_input` hides code, no `#|` line is left, exported code shown"
     site, work, pages = built
+    def flagged(nb, flag): return {c.id for c in nb.cells if f'#| {flag}' in c.source.splitlines()}
     for p in pages:
         src, out = read_nb(p['src']), read_nb(work/'docs'/p['page'].replace('.html', '.ipynb'))
         ids = {c.get('id') for c in out.cells}
-        hidden = {c.id for c in src.cells if c.source.startswith('#| hide')}
-        assert not hidden & ids, f"{p['page']}: hidden cells shown"
+        assert not flagged(src, 'hide') & ids, f"{p['page']}: hidden cells shown"
+        no_input = {c.get('id') for c in out.cells if 'remove_input' in c.metadata.get('tags', [])}
+        assert flagged(src, 'hide_input') <= no_input, f"{p['page']}: hide_input cells show code"
         code = [c.source for c in out.cells if c.cell_type == 'code']
         assert not [s for s in code if s.lstrip().startswith('#|')], p['page']
         exported = {c.id for c in src.cells if c.source.startswith('#| export\n')}

@@ -14,9 +14,10 @@ with two changes:
   notebook (`show_exported_code: false` in tools/docs/mkdocs.yml hides it, as nbdev does).
 
 The processors' Quarto cell options (`#| echo: false`, `#| output: false`, `#| include: false`)
-are applied, the front matter becomes the page title, and links that nbdev points at the
-configured doc_host become links between pages. MkDocs Material with mkdocs-jupyter renders the
-pages (tools/docs/ holds the config). The site needs no network: figures are embedded, fonts are
+and `#| hide_input` / `#| hide_output` (tools/readme.py honours them too) are applied, the front
+matter becomes the page title, and links that nbdev points at the configured doc_host become
+links between pages. MkDocs Material with mkdocs-jupyter renders the pages (tools/docs/ holds
+the config). The site needs no network: figures are embedded, fonts are
 the system's and MathJax is served from the site (the `jupyter-server-mathjax` package's copy).
 
     python tools/build_docs.py                # -> _site/index.html (work files in _mkdocs/)
@@ -172,13 +173,13 @@ def _add_code_anchors(cells, exported):
 
 
 def _keep(c):
-    "Is cell `c` shown? Applies a code cell's Quarto options (as tags mkdocs-jupyter reads)"
+    "Is cell `c` shown? Applies Quarto options and `hide_input`/`hide_output` (as tags)"
     if c.cell_type == 'raw': return not c.source.lstrip().startswith('---')   # front matter
     if c.cell_type == 'markdown': return not c.source.lstrip().startswith('<!-- WARNING')
-    opts = _cell_options(c)
+    opts, dirs = _cell_options(c), getattr(c, 'directives_', {})
     tags = c.metadata.setdefault('tags', [])
-    if opts.get('echo') == 'false': tags.append('remove_input')
-    if opts.get('output') == 'false': tags.append('remove_output')
+    if opts.get('echo') == 'false' or 'hide_input' in dirs: tags.append('remove_input')
+    if opts.get('output') == 'false' or 'hide_output' in dirs: tags.append('remove_output')
     empty = not c.source.strip() and ('remove_output' in tags or not c.get('outputs'))
     return opts.get('include') != 'false' and not empty
 
