@@ -111,3 +111,15 @@ def test_ensemble_parallel_study_matches_sequential(study, tmp_path):
             assert ra[k] == pytest.approx(rb[k], rel=1e-9), k
     ma, mb = (json.loads((d/'dst-ensemble'/'manifest.json').read_text()) for d in (seq, out))
     assert [m['ticket'] for m in ma['members']] == [m['ticket'] for m in mb['members']]
+
+
+def test_help_lists_every_setting_of_the_study_the_recipe_and_the_options():
+    from dataclasses import fields
+    from freetickets_nb.plan import StudyConfig, StudyOptions, recipe_fields
+    r = run(BIN/'ft-study', '--help')
+    assert r.returncode == 0, r.stderr
+    names = [f.name for f in fields(StudyConfig) if f.name != 'recipe'] + list(recipe_fields())
+    names += [f.name for f in fields(StudyOptions)]
+    assert not [n for n in names if f"--{n.replace('_', '-')}" not in r.stdout]
+    for flag in ('--lr ', '--batch-size', '--growth', '--data-root', '--momentum', '--imp-levels'):
+        assert flag in r.stdout, flag
