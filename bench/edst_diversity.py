@@ -37,8 +37,9 @@ from freetickets_nb.core import Config, short_hash, atomic_write, md_table, make
 from freetickets_nb.safety import load_json, save_json
 from freetickets_nb.data import get_dataset
 from freetickets_nb.train import TrainConfig, Trainer, ticket_model, load_ticket
-from freetickets_nb.ensembles import (EnsembleConfig, EDSTCallback, edst_schedule, train_ensemble, member_configs,
-                                      member_dir)
+from freetickets_nb.ensembles import EnsembleConfig, member_dir
+from freetickets_nb.methods import METHODS, train_ensemble
+from freetickets_nb.edst import EDSTCallback, edst_schedule
 from freetickets_nb.function_space import PredictionRecorder, load_trajectory, tsne_trajectories
 from freetickets_nb.landscape import plane, landscape_batches
 from freetickets_nb.edst_diversity import ticket_diversity, finding
@@ -198,7 +199,7 @@ def edst_phase_trajectories(s:Setting, folder:Path, quick:bool=False)->dict:
 def dst_trajectories(s:Setting, folder:Path, quick:bool=False)->dict:
     "The DST reference members' recorded predictions, best-validation ticket starred"
     base, ens = configs(s, quick)
-    cfgs = member_configs('dst-ensemble', base, ens)
+    cfgs = METHODS['dst-ensemble'](base, ens, folder).member_configs()
     return {f'DST member {i + 1}': load_trajectory(member_dir(folder, 'dst', c)/'trajectory.pt')
             for i, c in enumerate(cfgs)}
 

@@ -219,10 +219,13 @@ def train_method(method:Method, ctx:RunContext)->dict:
     return method_results(method, ctx.data)
 
 def train_ensemble(method:str, base:TrainConfig, ens:EnsembleConfig, out, data=None, device=None,
-                   progress:bool|None=None, verbose:bool=False)->EnsembleRun:
+                   progress:bool|None=None, verbose:bool=False,
+                   callbacks:Callable|None=None, # run → fresh callbacks of each run that records
+                  )->EnsembleRun:
     "Train the registered `method` with recipe `base` in `out`; returns its (first) row"
     data = data if data is not None else get_dataset(base.dataset, val_fraction=base.val_fraction)
-    res = train_method(METHODS[method](base, ens, out), RunContext(data, device, progress, verbose))
+    ctx = RunContext(data, device, progress, verbose, callbacks)
+    res = train_method(METHODS[method](base, ens, out), ctx)
     return next(iter(res.values()))
 
 # %% ../nbs/07a_methods.ipynb #a1000028
