@@ -16,7 +16,7 @@ from .core import (Config, ConfigError, DataError, CheckpointError, FreeTicketsE
                                  to_flags, short_hash, ensure_dir, get_device)
 from .safety import clean_stale_tmp, save_json, load_json
 from .data import get_dataset
-from .train import TrainConfig, check_data_root
+from .train import TrainConfig, check_data, check_data_root
 from .ensembles import EnsembleConfig
 from .methods import Run, Method, RunContext, METHODS, register_method
 from .ltr import IMPChainRun, study_imp, check_rewind
@@ -27,7 +27,7 @@ from .function_space import PredictionRecorder
 # %% auto #0
 __all__ = ['STUDY_POOLS', 'DEFAULT_METHODS', 'FREETICKETS_METHODS', 'PRESETS', 'PoolsRun', 'LotteryPools', 'StudyConfig',
            'recipe_fields', 'study_methods', 'study_config', 'recorders', 'study_files', 'prepare_folder', 'launch_env',
-           'check_paths', 'open_study', 'StudyOptions', 'study_parser', 'study_args', 'command_line']
+           'check_paths', 'study_data', 'open_study', 'StudyOptions', 'study_parser', 'study_args', 'command_line']
 
 # %% ../nbs/16_study_plan.ipynb #bda019ff
 STUDY_POOLS = PoolConfig(methods=('lt', 'lp-interpolation'))
@@ -284,27 +284,36 @@ def check_paths(data_root=None, download:bool=False, corruption_root=None):
                         "--corruption-root")
 
 # %% ../nbs/16_study_plan.ipynb #2f368e02
-def _study_data(cfg:StudyConfig, data_root, rank:int, download:bool):
+def study_data(cfg:StudyConfig, data_root=None, workers:int=0):
+    "The study's dataset, split by the study seed, at the recipe's image size (streamed: `workers`)"
+    t = cfg.train_config()
+    return get_dataset(cfg.dataset, root=data_root, val_fraction=t.val_fraction, seed=cfg.seed,
+                       image_size=t.image_size, workers=workers)
+
+def _study_data(cfg:StudyConfig, data_root, rank:int, download:bool, workers:int=0):
     "The dataset; with `download`, rank 0 fetches it first and the other ranks wait for it"
     if download and rank == 0: get_dataset(cfg.dataset, root=data_root, download=True)
     while True:
-        try: return get_dataset(cfg.dataset, root=data_root, seed=cfg.seed)
+        try: return study_data(cfg, data_root, workers)
         except DataError:
             if not (download and rank > 0): raise
             time.sleep(5) # rank 0 is still downloading
 
 def open_study(cfg:StudyConfig, out:Path, rank:int=0, data_root=None, resume:bool=False,
-               force:bool=False, download:bool=False, given:dict|None=None)->tuple:
+               force:bool=False, download:bool=False, given:dict|None=None,
+               workers:int=0, # `DataLoader` workers decoding a streamed dataset
+               data=None, # the study's `DataBundle` when given (checked against the recipe)
+              )->tuple:
     "`(cfg, data)`: the settings (the saved ones with `resume`) and the data; rank 0 prepares `out`"
     saved = out/'study.json'
     if resume and rank == 0 and saved.exists(): cfg = _saved_study(saved) # the saved study's data
-    data = None # a missing dataset stops here, before anything is written:
-    if not download: data = get_dataset(cfg.dataset, root=data_root, seed=cfg.seed)
+    if data is not None: check_data(cfg.train_config(), data) # refused before anything is written
+    elif not download: data = study_data(cfg, data_root, workers) # a missing dataset stops here
     if rank == 0: cfg = prepare_folder(out, cfg, resume, force, given)
     elif resume:
         while not saved.exists(): time.sleep(1)
         cfg = _saved_study(saved)
-    return cfg, data if data is not None else _study_data(cfg, data_root, rank, download)
+    return cfg, data if data is not None else _study_data(cfg, data_root, rank, download, workers)
 
 # %% ../nbs/16_study_plan.ipynb #2f368e05
 @dataclass(frozen=True)
@@ -319,6 +328,8 @@ class StudyOptions(Config):
     force:bool=False # start this study in a folder holding another (its report moves to previous/)
     progress:bool=False # show per-epoch progress bars
     deterministic:bool=False # deterministic CUDA kernels (slower; CPU runs always are)
+    # processes decoding a streamed dataset's images (none: min(8, cores per rank − 1))
+    workers:int|None=cfg_field(None, ge=0)
 
 def study_parser()->argparse.ArgumentParser:
     "`ft-study`'s parser: flags of `StudyConfig`, recipe fields of `TrainConfig`, `StudyOptions`"
@@ -342,6 +353,7 @@ def study_args(argv:list|None=None)->tuple:
 # %% ../nbs/16_study_plan.ipynb #2f368e06
 def command_line(cfg:StudyConfig)->str:
     "The `ft-study` command that reproduces `cfg`: its preset and every setting that differs"
-    base, recipe = study_config(cfg.preset), lambda c: TrainConfig(**dict(c.recipe))
+    base = study_config(cfg.preset)
+    recipe = lambda c: TrainConfig(**dict(c.recipe), dataset=cfg.dataset) # (image_size needs it)
     flags = to_flags(cfg, base) + to_flags(recipe(cfg), recipe(base))
     return ' '.join(['ft-study', '--preset', cfg.preset, *map(shlex.quote, flags)])

@@ -11,7 +11,7 @@ from .core import (ConfigError, OneLineParser, cli_errors, deterministic_from_en
                                  get_device, set_deterministic)
 from .safety import graceful_stop, raise_if_stopped
 from .data import get_dataset
-from .train import check_data_root
+from .train import check_data_root, default_workers
 from .ensembles import load_manifest
 from .methods import RunContext, train_method, plan_jobs, train_parallel
 from .plan import (PRESETS, StudyConfig, study_config, study_methods, recorders,
@@ -51,13 +51,16 @@ def run_study(cfg:StudyConfig, out=None, device=None, data_root=None, resume:boo
               force:bool=False, corruption_root=None, download:bool=False, progress:bool|None=None,
               verbose:bool=True,
               given:dict|None=None, # settings given as flags: with `resume`, equal to the saved
+              data=None, # the dataset's `DataBundle` (your own: `streaming.from_datasets`)
+              workers:int|None=None, # `DataLoader` workers of a streamed dataset (None: default)
              )->pd.DataFrame:
     "Train, evaluate and report every method of `cfg` in `out` (default `runs/<preset>`): the table"
     rank, world, dev = launch_env(device)
     out = Path(out or Path('runs')/cfg.preset)
     log = (lambda *a: print(*a, flush=True)) if verbose and rank == 0 else (lambda *a: None)
     check_paths(data_root, download, corruption_root)
-    cfg, data = open_study(cfg, out, rank, data_root, resume, force, download, given)
+    w = default_workers() if workers is None else workers
+    cfg, data = open_study(cfg, out, rank, data_root, resume, force, download, given, w, data)
     methods = study_methods(cfg, out)
     ctx = RunContext(data, dev, progress, callbacks=recorders(cfg, data))
     if world > 1: # every rank trains its share of the runs; rank 0 then evaluates and reports
@@ -89,7 +92,7 @@ def main(argv=None):
     out = Path(opts.out or Path('runs')/cfg.preset)
     table = run_study(cfg, out, device=opts.device, data_root=opts.data_root, resume=opts.resume,
                       force=opts.force, progress=opts.progress or None, download=opts.download,
-                      corruption_root=opts.corruption_root, given=given)
+                      corruption_root=opts.corruption_root, given=given, workers=opts.workers)
     if len(table): _print_table(table, out)
 
 # %% ../nbs/16c_study.ipynb #a7000015
@@ -116,7 +119,8 @@ def eval_main(argv=None):
     man = load_manifest(a.manifest)
     t = man['train']
     cfg = StudyConfig(dataset=t['dataset'], seed=t['seed'], corruption_n=a.corruption_n)
-    data = get_dataset(cfg.dataset, root=a.data_root, seed=cfg.seed)
+    data = get_dataset(cfg.dataset, root=a.data_root, seed=cfg.seed,
+                       image_size=t.get('image_size'), workers=default_workers())
     row, _ = evaluate_ensemble(a.manifest, data, cfg, device=a.device, cache=not a.no_cache,
                                corruption_root=a.corruption_root)
     print(pd.Series(row).to_string())

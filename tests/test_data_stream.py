@@ -243,3 +243,41 @@ def test_ood_and_corruption_evaluation_read_imagenet_o_and_c_folders(pets, tmp_p
         ['fog', 0, 2], ['fog', 1, 2], ['fog', 2, 2], ['snow', 0, 2], ['snow', 1, 2], ['snow', 2, 2]]
     generated = corruption_eval(nets, data, corruptions=['gaussian_noise'], severities=(3,), n=4)
     assert generated.n.tolist() == [4]  # on a streamed test set too: corruptions of its decoded images
+
+
+# --- studies on your own data and model, and on an image folder --------------------------------------------
+
+def test_run_study_on_your_datasets_and_model(tmp_path):
+    from torchvision.datasets import ImageFolder
+    from freetickets_nb.data import datasets
+    from freetickets_nb.models import models
+    from freetickets_nb.plan import study_config
+    from freetickets_nb.streaming import from_datasets
+    from freetickets_nb.study import run_study
+    root = write_image_folder(tmp_path/'d', n={'train': 10, 'test': 3}, size=(20, 20))
+    @models.register('my-net')
+    def my_net(num_classes, in_channels, image_size):
+        return torch.nn.Sequential(torch.nn.Conv2d(in_channels, 8, 3, padding=1), torch.nn.ReLU(),
+                                   torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(32, num_classes))
+    try:
+        data = from_datasets('my-pets', ImageFolder(root/'train'), ImageFolder(root/'test'), transforms='cifar',
+                             image_size=16)
+        cfg = study_config('demo', dataset='my-pets', model='my-net', methods='dense,dst-ensemble', members=2,
+                           epochs=2, corruption_n=6, ood_n=6, update_frequency=2)
+        table = run_study(cfg, tmp_path/'s', device='cpu', verbose=False, data=data)
+        assert table.method.tolist() == ['dense', 'dst-ensemble'] and (tmp_path/'s'/'report.md').exists()
+        again = run_study(cfg, tmp_path/'s2', device='cpu', verbose=False)  # by name: the registered dataset
+        assert again.acc.tolist() == table.acc.tolist()
+    finally:
+        models.pop('my-net', None); datasets.pop('my-pets', None)
+
+
+def test_ft_study_on_an_image_folder(pets, tmp_path, capsys, monkeypatch):
+    from freetickets_nb import study
+    monkeypatch.setenv('FREETICKETS_DEVICE', 'cpu')
+    args = ['--dataset', 'imagefolder', '--data-root', str(pets), '--image-size', '16', '--model', 'resnet20',
+            '--methods', 'dense', '--epochs', '1', '--corruption-n', '6', '--ood-n', '6', '--workers', '1']
+    study.main([*args, '--out', str(tmp_path/'s')])
+    assert 'dense' in (tmp_path/'s'/'results.csv').read_text()
+    with pytest.raises(SystemExit) as e: study.main([*args, '--image-size', '32', '--out', str(tmp_path/'s')])
+    assert e.value.code == 2 and 'holds a study with other settings' in capsys.readouterr().err
