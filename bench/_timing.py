@@ -141,3 +141,9 @@ def bench_parser(doc:str, device_help:str='cpu (default) or cuda', out_help:str|
     p.add_argument('--device', default=None, help=device_help)
     p.add_argument('--out', default=None, help=out_help or 'JSON output path (default: bench/results/<benchmark>_<device>.json)')
     return p
+
+
+def run_main(run:Callable, doc:str, argv=None):
+    "The whole command line of a benchmark without flags of its own: `run(quick, device, out=)`, one line per row"
+    a = bench_parser(doc).parse_args(argv)
+    for row in run(a.quick, a.device, out=a.out)['rows']: print(fmt_row(row))

@@ -13,7 +13,7 @@ import torch
 from freetickets_nb.core import get_device
 from freetickets_nb.metrics import predict
 from freetickets_nb.models import create_model
-from bench._timing import bench_parser, alternate, compare, fmt_row, result, sync_fn, write_result
+from bench._timing import alternate, compare, result, run_main, sync_fn, write_result
 
 SHAPES = {'mlp': (1, 28), 'resnet20': (3, 32)}
 
@@ -48,10 +48,7 @@ def run(quick:bool=False, device:str|None=None, repeats:int|None=None, out=None)
     return res
 
 
-def main(argv=None):
-    p = bench_parser(__doc__)
-    a = p.parse_args(argv)
-    for row in run(a.quick, a.device, out=a.out)['rows']: print(fmt_row(row))
+def main(argv=None): run_main(run, __doc__, argv)
 
 
 if __name__ == '__main__': main()

@@ -15,7 +15,7 @@ from freetickets_nb.data import get_dataset
 from freetickets_nb.masks import apply_mask_policy
 from freetickets_nb.models import tiny_bn_net
 from freetickets_nb.pools import INTERPOLATION_ALPHAS, SoupEvaluator
-from bench._timing import bench_parser, alternate, compare, fmt_row, result, sync_fn, write_result
+from bench._timing import alternate, compare, result, run_main, sync_fn, write_result
 
 
 def _tickets(width, device):
@@ -60,10 +60,7 @@ def run(quick:bool=False, device:str|None=None, repeats:int|None=None, out=None)
     return res
 
 
-def main(argv=None):
-    p = bench_parser(__doc__)
-    a = p.parse_args(argv)
-    for row in run(a.quick, a.device, out=a.out)['rows']: print(fmt_row(row))
+def main(argv=None): run_main(run, __doc__, argv)
 
 
 if __name__ == '__main__': main()

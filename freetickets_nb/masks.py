@@ -13,6 +13,7 @@ from torch import Tensor
 from fastcore.basics import patch
 from .core import (ConfigError, CheckpointError, Registry, atomic_save, load_saved,
                                  md_table, make_generator)
+from .models import PRUNABLE_TYPES, prunable_weights
 
 # %% auto #0
 __all__ = ['MASKED_TYPES', 'distributions', 'TIE_RULES', 'RANKINGS', 'OPT_STATE_KEYS', 'MASK_POLICIES', 'MASKS_FORMAT',
@@ -21,16 +22,11 @@ __all__ = ['MASKED_TYPES', 'distributions', 'TIE_RULES', 'RANKINGS', 'OPT_STATE_
            'mul_masks_', 'mask_count', 'apply_masks', 'combine_masks', 'apply_mask_policy', 'pack_bits', 'unpack_bits']
 
 # %% ../nbs/03_masks.ipynb #1e02e541
-MASKED_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+MASKED_TYPES = PRUNABLE_TYPES
 
 def maskable_weights(model:nn.Module, ignore:tuple=())->dict:
     "Parameter name → weight of every conv and linear module of `model` not named in `ignore`"
-    mods = dict(model.named_modules())
-    bad = sorted(set(ignore) - set(mods))
-    if bad: raise ConfigError(f"ignore lists unknown modules {bad}: use module names from "
-                              f"model.named_modules(), e.g. {[n for n in mods if n][:3]}")
-    return {(f'{n}.weight' if n else 'weight'): m.weight for n, m in mods.items()
-            if isinstance(m, MASKED_TYPES) and n not in ignore}
+    return dict(prunable_weights(model, ignore))
 
 # %% ../nbs/03_masks.ipynb #76dd5950
 class Masks(dict):
