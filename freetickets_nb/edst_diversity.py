@@ -235,11 +235,19 @@ def setting_label(r:pd.Series)->str:
 
 def _pct(x:float)->str: return f'{100 * x:.1f}%'
 def _pts(x:float)->str: return f'{100 * x:+.2f} points'
+def _arrows(rows:list, f=lambda r: _pct(r.disagreement))->str:
+    "One value per row joined by arrows, e.g. '1.9% → 2.5% → 3.7%' (the disagreement by default)"
+    return ' → '.join(f(r) for r in rows)
 
 # %% ../nbs/32_edst_diversity.ipynb #64ab49d9
 def _noise(t:pd.DataFrame, col:str='disagreement', model:str='mlp')->float:
     "The difference in `col` between the two seeds of `model`'s base setting"
     return abs(_one(t, model)[col] - _one(t, model, seed=1)[col])
+
+def _vs_noise(diff:float, t:pd.DataFrame, model:str)->tuple:
+    "(is `diff` within twice the seed-to-seed difference of `model`'s base setting?, 'within' or 'beyond')"
+    same = abs(diff) <= 2 * _noise(t, model=model)
+    return same, 'within' if same else 'beyond'
 
 def headline(t:pd.DataFrame)->str:
     "Do any EDST tickets sit in different basins? (their largest barrier against the DST members' smallest)"
@@ -279,7 +287,7 @@ def q_sentence(t:pd.DataFrame)->str:
     for model in t.model.unique():
         for g in ('gradient', 'random'):
             rs = [_q_row(t, model, q, g) for q in (0.5, 0.8, 0.95)]
-            parts.append(f"{model}, {g} regrowth: {' → '.join(_pct(r.disagreement) for r in rs)} (mask distance "
+            parts.append(f"{model}, {g} regrowth: {_arrows(rs)} (mask distance "
                          f"{rs[0].hamming:.2f} → {rs[-1].hamming:.2f}, barrier ≤ "
                          f"{max(r.barrier_test_loss for r in rs):.3f})")
     return "**q** (0.5 → 0.8 → 0.95) raises the disagreement but opens no barrier: " + '; '.join(parts) + '.'
@@ -287,12 +295,12 @@ def q_sentence(t:pd.DataFrame)->str:
 def growth_sentence(t:pd.DataFrame, model:str='mlp')->str:
     "Gradient vs random regrowth at q = 0.8, against the seed-to-seed difference of the base setting"
     g, r = _q_row(t, model, 0.8, 'gradient'), _q_row(t, model, 0.8, 'random')
-    same = abs(g.disagreement - r.disagreement) <= 2 * _noise(t, model=model)
+    same, where = _vs_noise(g.disagreement - r.disagreement, t, model)
     return (f"**The regrowth rule of the exploration {'hardly matters' if same else 'matters'}** ({model}, q = "
             f"0.8): random regrowth puts {r.churn:.2f} of the active weights at new positions, gradient regrowth "
             f"{g.churn:.2f} (it re-selects more of the positions it just pruned), yet the tickets disagree on "
             f"{_pct(r.disagreement)} against {_pct(g.disagreement)}, a difference "
-            f"{'within' if same else 'beyond'} twice the seed-to-seed difference ({_pts(_noise(t, model=model))}).")
+            f"{where} twice the seed-to-seed difference ({_pts(_noise(t, model=model))}).")
 
 # %% ../nbs/32_edst_diversity.ipynb #c050bd8a
 def lr_sentence(t:pd.DataFrame, model:str='mlp')->str:
@@ -303,8 +311,8 @@ def lr_sentence(t:pd.DataFrame, model:str='mlp')->str:
     far = top.disagreement >= t[(t.model == model) & (t.method == 'edst')].disagreement.max()
     return ("**The refinement LR** "
             f"{'moves the tickets furthest apart of all knobs' if far else 'also moves the tickets apart'} "
-            f"({model}): disagreement {' → '.join(_pct(r.disagreement) for r in lrs)} for LR "
-            f"{' → '.join(f'{r.refine_lr:g}' for r in lrs)}, {top.disagreement / d.disagreement:.0%} of the DST "
+            f"({model}): disagreement {_arrows(lrs)} for LR "
+            f"{_arrows(lrs, lambda r: f'{r.refine_lr:g}')}, {top.disagreement / d.disagreement:.0%} of the DST "
             f"members' at {top.refine_lr:g}, where the ensemble gains {top.gain_nll:+.4f} NLL over its best "
             f"ticket ({top.gain_nll / d.gain_nll:.0%} of the DST ensemble's gain); the barrier stays "
             f"{top.barrier_test_loss:.4f}.")
@@ -314,12 +322,11 @@ def phase_sentence(t:pd.DataFrame, model:str='mlp')->str:
     tre = [_one(t, model)] + [r for _, r in t[(t.model == model) & (t.varies == 't_re')].iterrows()]
     tre = sorted(tre, key=lambda r: r.t_re)
     last = tre[-1].disagreement - tre[-2].disagreement
-    sat = abs(last) <= 2 * _noise(t, model=model)
+    sat, where = _vs_noise(last, t, model)
     return (f"**Longer refinement phases {'stop helping' if sat else 'keep helping'}** ({model}): disagreement "
-            f"{' → '.join(_pct(r.disagreement) for r in tre)} for t_re = "
-            f"{' → '.join(str(r.t_re) for r in tre)} "
+            f"{_arrows(tre)} for t_re = {_arrows(tre, lambda r: str(r.t_re))} "
             f"epochs; going from {tre[-2].t_re} to {tre[-1].t_re} epochs adds {_pts(last)}, "
-            f"{'within' if sat else 'beyond'} twice the seed-to-seed difference of the base setting.")
+            f"{where} twice the seed-to-seed difference of the base setting.")
 
 # %% ../nbs/32_edst_diversity.ipynb #b7ba9006
 def convnet_sentence(t:pd.DataFrame, model:str='lenet5')->str:
@@ -338,7 +345,7 @@ def prediction_sentence(t:pd.DataFrame, model:str='mlp')->str:
     (b, d), longest = (_one(t, model), _one(t, model, 'dst')), tre.iloc[-1]
     e = t[t.method == 'edst']
     closed = e.barrier_test_loss.max() < 0.05 * t[t.method == 'dst'].barrier_test_loss.min()
-    sat = abs(longest.disagreement - tre.iloc[-2].disagreement) <= 2 * _noise(t, model=model)
+    sat, _ = _vs_noise(longest.disagreement - tre.iloc[-2].disagreement, t, model)
     it_paper = -(-PAPER['train'] // PAPER['batch']) * PAPER['t_re']
     it_ours = int(longest.steps_per_epoch * longest.t_re)
     head = (f"**What this predicts for the paper's WRN-28-10.** A refinement phase there has {it_paper:,} "
