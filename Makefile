@@ -29,13 +29,15 @@ demo: install
 sync: install
 	@bash tools/check_sync.sh $(BIN)
 
+# nbdev's own runner; `make test` does not call it, since tests/test_notebooks.py runs every notebook the same
+# way (one pytest test per notebook) and running them twice doubled the suite's time.
 nbtest: install
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
 
 pytest: install
 	$(BIN)/pytest -q tests
 
-test: sync nbtest pytest
+test: sync pytest
 	@echo "make test: all checks passed"
 
 test-slow: install
