@@ -4,8 +4,8 @@
 
 # %% ../nbs/01_data.ipynb #1a84c101
 from __future__ import annotations
-import gzip, os, pickle, zipfile, zlib
-from dataclasses import dataclass
+import gzip, math, os, pickle, zipfile, zlib
+from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
 import torch
@@ -14,11 +14,12 @@ from fastcore.basics import patch
 from .core import DataError, ConfigError, Registry, make_generator, get_device
 
 # %% auto #0
-__all__ = ['REFETCH', 'SYSTEM_DIRS', 'datasets', 'TensorSplit', 'DataBundle', 'val_indices', 'split_train_val', 'check_split',
-           'read_idx', 'write_idx', 'read_cifar_batches', 'read_svhn_mat', 'read_npy', 'check_root', 'data_roots',
-           'find_files', 'DatasetInfo', 'streamed', 'load_digits_dataset', 'read_idx_split', 'load_fashion_mnist',
-           'load_mnist', 'load_cifar10', 'load_cifar100', 'load_svhn', 'load_imagefolder', 'load_imagenet',
-           'get_dataset', 'write_fake_cifar10', 'random_crop_flip', 'shard', 'n_batches', 'DeviceLoader',
+__all__ = ['VAL_SPLITS', 'REFETCH', 'SYSTEM_DIRS', 'datasets', 'TRANSFORMS', 'REFERENCE_TRANSFORMS', 'PAD_MODES', 'TensorSplit',
+           'DataBundle', 'val_indices', 'split_train_val', 'check_split', 'read_idx', 'write_idx', 'read_cifar_batches',
+           'read_svhn_mat', 'read_npy', 'check_root', 'data_roots', 'find_files', 'DatasetInfo', 'streamed',
+           'load_digits_dataset', 'read_idx_split', 'load_fashion_mnist', 'load_mnist', 'load_cifar10', 'load_cifar100',
+           'load_svhn', 'dataset_info', 'load_imagefolder', 'load_imagenet', 'get_dataset', 'write_fake_cifar10',
+           'write_fake_cifar100', 'pad_images', 'random_crop_flip', 'shard', 'n_batches', 'DeviceLoader',
            'dataset_table']
 
 # %% ../nbs/01_data.ipynb #e661ae88
@@ -55,6 +56,9 @@ class DataBundle:
     flip:bool=False # random horizontal flips in training augmentation
     classes:tuple=() # class names (folder datasets), in label order
     workers:int=0 # `DataLoader` worker processes of streamed splits (in-memory ones need none)
+    pad_mode:str='zero' # padding of the random crop: 'zero' (black) or 'reflect'
+    val_split:str='random' # how the validation images were chosen (see `val_indices`)
+    transforms:str='clean' # normalisation and padding: 'clean' or the authors' ('reference')
     def __post_init__(self): # streamed splits decode with the bundle's workers, also alone
         for s in (self.train, self.val, self.test):
             if not isinstance(s, TensorSplit): s.workers = self.workers
@@ -70,6 +74,8 @@ class DataBundle:
         n = f"train={len(self.train)}, val={len(self.val)}, test={len(self.test)}"
         cls = f"classes={self.num_classes}" + (f" ({_names(self.classes)})" if self.classes else '')
         how = ', streamed' if self.streamed else ''
+        how += ''.join(f", {k}={v!r}" for k, v, d in (('val_split', self.val_split, 'random'),
+                       ('transforms', self.transforms, 'clean')) if v != d)
         return f"DataBundle({self.name!r}: {n}, {cls}, shape={self.train.shape}{how})"
 
 def _names(classes, k:int=3)->str:
@@ -83,17 +89,27 @@ def signature(self:DataBundle)->dict:
                 sizes=[len(self.train), len(self.val), len(self.test)])
 
 # %% ../nbs/01_data.ipynb #8ad78636
-def val_indices(n:int, val_fraction:float=0.1, seed:int=0)->tuple:
-    "Sorted `(train, val)` index tensors of a seeded random `val_fraction` of `n` samples"
+VAL_SPLITS = ('random', 'last')
+
+def val_indices(n:int, val_fraction:float=0.1, seed:int=0,
+                how:str='random', # 'random': seeded random images; 'last': the last ones (reference)
+               )->tuple:
+    "Sorted `(train, val)` index tensors: a seeded random or the last `val_fraction` of `n` samples"
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if how not in VAL_SPLITS:
+        raise ConfigError(f"unknown validation split {how!r}: use {' or '.join(VAL_SPLITS)}")
+    if how == 'last': # the authors' np.floor((1.0 - validation_split) * len(dataset))
+        n_train = int(math.floor((1.0 - val_fraction) * n))
+        return torch.arange(n_train), torch.arange(n_train, n)
     perm = torch.randperm(n, generator=make_generator(seed, 'val-split'))
     n_val = int(round(val_fraction * n))
     return perm[n_val:].sort().values, perm[:n_val].sort().values
 
-def split_train_val(x:torch.Tensor, y:torch.Tensor, val_fraction:float=0.1, seed:int=0):
-    "Disjoint `TensorSplit`s `(train, val)` of `(x, y)`, `val` a seeded random `val_fraction`"
-    tr, va = val_indices(len(y), val_fraction, seed)
+def split_train_val(x:torch.Tensor, y:torch.Tensor, val_fraction:float=0.1, seed:int=0,
+                    how:str='random')->tuple:
+    "Disjoint `TensorSplit`s `(train, val)` of `(x, y)`: `val` is `val_fraction` of them (`how`)"
+    tr, va = val_indices(len(y), val_fraction, seed, how)
     return TensorSplit(x[tr], y[tr]), TensorSplit(x[va], y[va])
 
 # %% ../nbs/01_data.ipynb #b2c3d4e6
@@ -245,6 +261,7 @@ class DatasetInfo:
     std:tuple
     crop_padding:int=0
     flip:bool=False
+    pad_mode:str='zero' # padding of the random crop: 'zero' or 'reflect'
 
 def streamed(f):
     "Mark a registry entry `f(root, download, val_fraction, seed, image_size, workers)` as streamed"
@@ -338,6 +355,22 @@ def load_svhn(root=None, download=False):
     info = DatasetInfo(10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), crop_padding=4)
     return tr.x, tr.y, te.x, te.y, info
 
+# %% ../nbs/01_data.ipynb #7e1f0a02
+TRANSFORMS = ('clean', 'reference')
+REFERENCE_TRANSFORMS = { # FreeTickets' sparselearning/utils.py
+    'cifar10': dict(mean=(0.4914, 0.4822, 0.4465), std=(0.2023, 0.1994, 0.2010),
+                    pad_mode='reflect'),
+    'cifar100': dict(mean=(0.5070751592371323, 0.48654887331495095, 0.4409178433670343),
+                     std=(0.2673342858792401, 0.2564384629170883, 0.27615047132568404),
+                     pad_mode='zero')}
+
+def dataset_info(name:str, info:DatasetInfo, transforms:str='clean')->DatasetInfo:
+    "`info` of dataset `name` with the normalisation and crop padding of `transforms`"
+    if transforms not in TRANSFORMS:
+        raise ConfigError(f"unknown transforms {transforms!r}: use {' or '.join(TRANSFORMS)}")
+    if transforms == 'clean': return info
+    return replace(info, **REFERENCE_TRANSFORMS.get(name, {}))
+
 # %% ../nbs/01_data.ipynb #06729ae1
 @datasets.register('imagefolder')
 @streamed
@@ -358,24 +391,31 @@ def get_dataset(name:str='digits', root=None, download:bool=False, val_fraction:
                 seed:int=0, # seed of the validation split
                 image_size:int|None=None, # resolution of a streamed dataset (None: its default)
                 workers:int=0, # `DataLoader` workers of a streamed dataset
+                val_split:str='random', # 'random' or 'last' images as validation (`val_indices`)
+                transforms:str='clean', # 'clean' or 'reference' constants (`dataset_info`)
                )->DataBundle:
-    "Dataset `name` as a checked `DataBundle` with a seeded validation split of the training set"
+    "Dataset `name` as a checked `DataBundle` with a validation split of the training set"
     load, root = datasets[name], check_root(root, download)
     if getattr(load, 'streamed', False):
         if download:
             raise ConfigError(f"{name!r} cannot be downloaded: pass its folder with --data-root")
+        if (val_split, transforms) != ('random', 'clean'):
+            raise ConfigError(f"val_split and transforms apply to in-memory datasets; {name!r} is "
+                              "streamed: drop --val-split / --cifar-transforms")
         return load(root=root, val_fraction=val_fraction, seed=seed, image_size=image_size,
                     workers=workers)
     tx, ty, sx, sy, info = load(root=root, download=download)
     if image_size is not None and image_size != tx.shape[-1]:
         raise ConfigError(f"image_size {image_size} applies to streamed datasets; {name!r} is "
                           f"{tx.shape[-1]}×{tx.shape[-1]}: drop --image-size")
-    train, val = split_train_val(tx, ty, val_fraction, seed)
+    info, (train, val) = dataset_info(name, info, transforms), split_train_val(
+        tx, ty, val_fraction, seed, val_split)
     if val_fraction > 0 and len(val) == 0:
         raise DataError(f"val_fraction {val_fraction} of {len(ty)} training images leaves no "
                         "validation image: raise val_fraction")
     return DataBundle(name, train, val, TensorSplit(sx, sy), info.num_classes, info.mean, info.std,
-                      info.crop_padding, info.flip)
+                      info.crop_padding, info.flip, pad_mode=info.pad_mode, val_split=val_split,
+                      transforms=transforms)
 
 # %% ../nbs/01_data.ipynb #4fa871d4
 def write_fake_cifar10(root, n_per_batch:int=20, seed:int=0)->Path:
@@ -389,14 +429,37 @@ def write_fake_cifar10(root, n_per_batch:int=20, seed:int=0)->Path:
         with open(d/f, 'wb') as fh: pickle.dump(batch, fh)
     return d
 
+def write_fake_cifar100(root, n_train:int=100, n_test:int=20, seed:int=0)->Path:
+    "Write a tiny CIFAR-100 folder (`train`, `test`) in the real pickle format"
+    d = Path(root)/'cifar-100-python'
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for f, n in (('train', n_train), ('test', n_test)):
+        fine = rng.integers(0, 100, n)
+        batch = {b'data': rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                 b'fine_labels': fine.tolist(), b'coarse_labels': (fine // 5).tolist()}
+        with open(d/f, 'wb') as fh: pickle.dump(batch, fh)
+    return d
+
+# %% ../nbs/01_data.ipynb #50533ff1
+PAD_MODES = {'zero': 'constant', 'reflect': 'reflect'}
+
+def pad_images(x:torch.Tensor, # a float batch [B, C, H, W]
+               padding:int, pad_mode:str='zero')->torch.Tensor:
+    "`x` padded by `padding` pixels on every side with zeros or by reflection"
+    if pad_mode not in PAD_MODES:
+        raise ConfigError(f"unknown pad_mode {pad_mode!r}: use {' or '.join(PAD_MODES)}")
+    return F.pad(x, (padding,) * 4, mode=PAD_MODES[pad_mode])
+
 # %% ../nbs/01_data.ipynb #50533ff2
 def random_crop_flip(x:torch.Tensor, # a float batch [B, C, H, W]
-                     padding:int, flip:bool, generator:torch.Generator)->torch.Tensor:
-    "Random crops with zero `padding` and random horizontal flips of the batch `x`"
+                     padding:int, flip:bool, generator:torch.Generator,
+                     pad_mode:str='zero')->torch.Tensor: # 'zero' or 'reflect' padding
+    "Random crops with `padding` (zeros or reflection) and random horizontal flips of the batch `x`"
     B, C, H, W = x.shape
     dev = x.device
     if padding:
-        xp = F.pad(x, (padding,) * 4)
+        xp = pad_images(x, padding, pad_mode)
         oy, ox = (torch.randint(0, 2 * padding + 1, (2, B), generator=generator)).to(dev)
         rows = (oy[:, None] + torch.arange(H, device=dev))[:, None, :, None]
         cols = (ox[:, None] + torch.arange(W, device=dev))[:, None, None, :]
@@ -423,12 +486,14 @@ class DeviceLoader:
                  shuffle:bool=False,
                  generator:torch.Generator|None=None, crop_padding:int=0, flip:bool=False,
                  drop_last:bool=False, channels_last:bool=False,
-                 rank:int=0, world:int=1): # this rank's share of every global batch
+                 rank:int=0, world:int=1, # this rank's share of every global batch
+                 pad_mode:str='zero'): # padding of the random crop: 'zero' or 'reflect'
         if batch_size < 1: raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         self.device = get_device(device)
         self.x, self.y = split.x.to(self.device), split.y.to(self.device)
         self.bs, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.crop_padding, self.flip, self.rank, self.world = crop_padding, flip, rank, world
+        self.pad_mode = pad_mode
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1)
@@ -447,7 +512,7 @@ def iter_from(self:DeviceLoader, start:int=0):
         x, y = (self.x[idx[sl]], self.y[idx[sl]]) if idx is not None else (self.x[sl], self.y[sl])
         x = x.float().div_(255)
         if self.crop_padding or self.flip:
-            x = random_crop_flip(x, self.crop_padding, self.flip, self.generator)
+            x = random_crop_flip(x, self.crop_padding, self.flip, self.generator, self.pad_mode)
         if i < start: continue
         if self.world > 1:
             s = shard(len(y), self.rank, self.world).to(dev)
@@ -471,13 +536,13 @@ def loader(self:DataBundle, split:str='train', batch_size:int=128, device=None,
     "A loader over `split`; `train` is shuffled and augmented by default, `val`/`test` are not"
     if split not in ('train', 'val', 'test'):
         raise ConfigError(f"unknown split {split!r}: use 'train', 'val' or 'test'")
-    is_train = split == 'train'
+    is_train, pad = split == 'train', {} if self.streamed else dict(pad_mode=self.pad_mode)
     return getattr(self, split).loader(
         batch_size, self.mean, self.std, device=device,
         augment=is_train if augment is None else augment,
         crop_padding=self.crop_padding, flip=self.flip, workers=self.workers,
         shuffle=is_train if shuffle is None else shuffle, generator=generator,
-        drop_last=bool(drop_last), channels_last=channels_last, rank=rank, world=world)
+        drop_last=bool(drop_last), channels_last=channels_last, rank=rank, world=world, **pad)
 
 # %% ../nbs/01_data.ipynb #f855163d
 def dataset_table()->'pd.DataFrame':

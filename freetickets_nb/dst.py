@@ -223,6 +223,8 @@ class SparseController:
         self.broadcast:Callable = lambda masks: None
         # forward of `dense_grads` (data-parallel: the DDP wrapper, so gradients are all-reduced)
         self.grad_model:nn.Module = model
+        # step (1-based) → keep that step's gradients dense (EDST's last-batch exploration)
+        self.dense_grad_steps:Callable[[int], bool]|None = None
         self.optimizer, self._hooks, self.last_layers = None, [], None
         decays = cfg.prune_rate_schedule in ('cosine', 'linear')
         if decays and not (cfg.schedule_steps or cfg.end_step or total_steps):
@@ -279,7 +281,8 @@ def is_update_step(self:SparseController, step:int)->bool:
 @patch
 def before_step(self:SparseController):
     "Optimiser pre-step hook: mask gradients unless the coming step is an update step"
-    self._grads_masked = (self.cfg.mask_grads and not self.dense_momentum
+    keep = self.dense_grad_steps is not None and self.dense_grad_steps(self.step + 1)
+    self._grads_masked = (self.cfg.mask_grads and not self.dense_momentum and not keep
                           and not self.is_update_step(self.step + 1))
     if self._grads_masked: self.mask_grads()
 

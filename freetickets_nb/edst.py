@@ -56,6 +56,11 @@ class EDSTCallback:
         self.schedule, self.ens = schedule.set_index('epoch'), ens
         self.best, self.saved, self.explorations = -1.0, [], []
     def lr(self, epoch:int)->float: return float(self.schedule.lr[epoch + 1]) # `epoch` is 0-based
+    def before_fit(self, tr:Trainer):
+        if self.ens.explore_batch != 'last' or tr.sparse is None: return
+        spe, ends = tr.steps_per_epoch, set(self.schedule.index[self.schedule.event.str.contains(
+            'explore')]) # keep the dense gradient of the last step before each exploration
+        tr.sparse.dense_grad_steps = lambda step: step % spe == 0 and step // spe in ends
     def _save(self, tr:Trainer, row:dict, phase:int):
         if phase not in self.saved: self.saved.append(phase)
         if tr.folder is not None:
@@ -72,10 +77,12 @@ class EDSTCallback:
         if s.ticket and phase not in self.saved: self._save(tr, row, phase) # not beaten: last epoch
         if 'explore' in s.event: self._explore(tr, phase)
     def _explore(self, tr:Trainer, phase:int):
-        g = make_generator(tr.cfg.seed, 'explore', phase)
-        dl = tr.data.loader('train', tr.cfg.batch_size, tr.device, augment=False, generator=g)
-        x, y = next(iter(dl))
-        st = tr.sparse.explore(self.ens.explore_rate, self.ens.explore_growth or None, batch=(x, y))
+        batch = None # 'last': the gradient the epoch's last step left
+        if self.ens.explore_batch == 'fresh':
+            g = make_generator(tr.cfg.seed, 'explore', phase)
+            dl = tr.data.loader('train', tr.cfg.batch_size, tr.device, augment=False, generator=g)
+            batch = next(iter(dl))
+        st = tr.sparse.explore(self.ens.explore_rate, self.ens.explore_growth or None, batch=batch)
         self.explorations.append(dict(after_epoch=tr.epoch, **st))
         self.best = -1.0
     def state_dict(self):
@@ -86,12 +93,13 @@ class EDSTCallback:
 
 # %% ../nbs/07b_edst.ipynb #b2000008
 EDST_FIELDS = ('members', 'density', 'edst_epochs', 'edst_explore_epochs', 'explore_rate',
-               'explore_growth', 'reset_best_after_exploration')
+               'explore_growth', 'reset_best_after_exploration', 'explore_batch')
 
 def edst_config(base:TrainConfig, ens:EnsembleConfig)->TrainConfig:
     "The EDST run's `TrainConfig`: the recipe at density d for E epochs (LR from the schedule)"
     E, _ = edst_epochs(ens, base)
-    return base.replace(density=ens.density, static=False, epochs=E, lr_schedule='constant')
+    return base.replace(density=ens.density, static=False, epochs=E, lr_schedule='constant',
+                        growth=ens.edst_growth or base.growth)
 
 def edst_dir(out, base:TrainConfig, ens:EnsembleConfig)->Path:
     "`members/edst/<run hash>-<hash of the EDST settings>`"

@@ -7,17 +7,20 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from .core import Config, ConfigError, CheckpointError, short_hash
+from .core import Config, ConfigError, CheckpointError, cfg_field, short_hash
 from .safety import save_json, load_json
 from .masks import Masks
 from .train import TrainConfig, Trainer, load_ticket, ticket_model
 from .flops import inference_flops, train_flops
 
 # %% auto #0
-__all__ = ['MANIFEST_FORMAT', 'EnsembleConfig', 'run_kind', 'member_dir', 'run_done', 'check_finished', 'train_member',
-           'forward_flops', 'ticket_flops', 'run_train_flops', 'write_manifest', 'load_manifest', 'load_members']
+__all__ = ['EXPLORE_BATCHES', 'MANIFEST_FORMAT', 'EnsembleConfig', 'run_kind', 'member_dir', 'run_done', 'check_finished',
+           'train_member', 'forward_flops', 'ticket_flops', 'run_train_flops', 'write_manifest', 'load_manifest',
+           'load_members']
 
 # %% ../nbs/07_ensembles.ipynb #8ea05426
+EXPLORE_BATCHES = ('fresh', 'last') # EDST's exploration gradient: a fresh or the last batch
+
 @dataclass(frozen=True)
 class EnsembleConfig(Config):
     "Settings shared by the ensemble methods (the member recipe is a `TrainConfig`)"
@@ -28,6 +31,9 @@ class EnsembleConfig(Config):
     explore_rate:float=0.8 # q, the prune-and-regrow rate between EDST phases
     explore_growth:str='' # growth of the global exploration ('' : the member growth)
     reset_best_after_exploration:bool=True # each EDST phase selects its own ticket (reference: no)
+    edst_growth:str='' # growth of the EDST run's updates and explorations ('': the member growth)
+    # gradient of a gradient-grown exploration: one 'fresh' batch, or the epoch's 'last' (reference)
+    explore_batch:str=cfg_field('fresh', choices=EXPLORE_BATCHES)
     pf_epochs:int=0 # fine-tuning epochs of each PF member (0: a fifth of the member epochs, ≥ 1)
     pf_lr:float=0.01 # constant fine-tuning LR of the PF members
     imp_levels:int=0 # IMP levels of lottery-pools (0: one level past the density d)
@@ -41,6 +47,9 @@ class EnsembleConfig(Config):
         if self.explore_growth not in ('', 'gradient', 'random', 'momentum'):
             raise ConfigError("explore_growth must be gradient, random or momentum, "
                               f"got {self.explore_growth!r}")
+        if self.edst_growth not in ('', 'gradient', 'random', 'momentum'):
+            raise ConfigError("edst_growth must be gradient, random or momentum ('': the member "
+                              f"growth), got {self.edst_growth!r}")
         if self.explore_growth == 'momentum': # only growth 'momentum' keeps momentum off the mask
             raise ConfigError("explore_growth 'momentum' needs the dense momentum that only growth "
                               "'momentum' keeps: set --growth momentum and leave --explore-growth "

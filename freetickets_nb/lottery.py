@@ -198,7 +198,7 @@ def run_imp(trunk, imp:IMPConfig, train:TrainConfig, device=None, data=None,
         trained = not done.exists()
         if trained:
             if data is None: data = get_dataset(train.dataset, root=data_root,
-                                                val_fraction=train.val_fraction)
+                                                **train.data_kwargs())
             tr = train_level(trunk, level, imp, train, masks, device, data, model_fn, verbose)
             atomic_save(_cpu_state(tr.model), level_dir(trunk, level)/'final.pt')
             m = tr.metrics
@@ -214,7 +214,7 @@ def _prunable(trunk, imp, train, model_fn, data, data_root):
     p = Path(trunk)/'prunable.json'
     if p.exists(): return *load_json(p).values(), data
     if model_fn is None and data is None:
-        data = get_dataset(train.dataset, root=data_root, val_fraction=train.val_fraction)
+        data = get_dataset(train.dataset, root=data_root, **train.data_kwargs())
     model = model_fn() if model_fn is not None else build_model(train, data)
     names = prunable_names(model, imp.prune_scope, imp.prune_ignore)
     sizes = [model.get_parameter(n).numel() for n in names]

@@ -223,7 +223,7 @@ def train_ensemble(method:str, base:TrainConfig, ens:EnsembleConfig, out, data=N
                    callbacks:Callable|None=None, # run → fresh callbacks of each run that records
                   )->EnsembleRun:
     "Train the registered `method` with recipe `base` in `out`; returns its (first) row"
-    data = data if data is not None else get_dataset(base.dataset, val_fraction=base.val_fraction)
+    data = data if data is not None else get_dataset(base.dataset, **base.data_kwargs())
     ctx = RunContext(data, device, progress, verbose, callbacks)
     res = train_method(METHODS[method](base, ens, out), ctx)
     return next(iter(res.values()))

@@ -11,7 +11,7 @@ from .ensembles import EnsembleConfig, member_dir
 from .methods import MemberRun, Method, RunContext, register_method, DenseEnsemble
 
 # %% auto #0
-__all__ = ['pf_configs', 'pf_dir', 'PFRun', 'PFEnsemble']
+__all__ = ['pf_configs', 'pf_dir', 'reference_pf', 'PFRun', 'PFEnsemble']
 
 # %% ../nbs/07c_pf.ipynb #c3000006
 def pf_configs(base:TrainConfig, ens:EnsembleConfig)->list:
@@ -24,6 +24,10 @@ def pf_configs(base:TrainConfig, ens:EnsembleConfig)->list:
 def pf_dir(out, cfg:TrainConfig, parent:TrainConfig)->Path:
     "`members/pf/<fine-tune hash>-<parent hash>`: another parent, another folder"
     return member_dir(out, 'pf', cfg, parent)
+
+def reference_pf(epochs:int)->dict:
+    "`pf_lr` and `pf_epochs` of the authors' PF fine-tune for members of `epochs` epochs"
+    return dict(pf_lr=0.001, pf_epochs=epochs) # README: main_PF.py --lr 0.001 --nolrsche
 
 # %% ../nbs/07c_pf.ipynb #c3000009
 class PFRun(MemberRun):

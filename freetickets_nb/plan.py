@@ -16,8 +16,9 @@ from .core import (Config, ConfigError, DataError, CheckpointError, FreeTicketsE
                                  to_flags, short_hash, ensure_dir, get_device)
 from .safety import clean_stale_tmp, save_json, load_json
 from .data import get_dataset
-from .train import TrainConfig, check_data, check_data_root
-from .ensembles import EnsembleConfig
+from .train import TrainConfig, check_data, check_data_root, reference_train
+from .ensembles import EXPLORE_BATCHES, EnsembleConfig
+from .pf import reference_pf
 from .methods import Run, Method, RunContext, METHODS, register_method
 from .ltr import IMPChainRun, study_imp, check_rewind
 from .pools import PoolConfig, run_lottery_pools
@@ -26,8 +27,9 @@ from .function_space import PredictionRecorder
 
 # %% auto #0
 __all__ = ['STUDY_POOLS', 'DEFAULT_METHODS', 'FREETICKETS_METHODS', 'PRESETS', 'PoolsRun', 'LotteryPools', 'StudyConfig',
-           'recipe_fields', 'study_methods', 'study_config', 'recorders', 'study_files', 'prepare_folder', 'launch_env',
-           'check_paths', 'study_data', 'open_study', 'StudyOptions', 'study_parser', 'study_args', 'command_line']
+           'recipe_fields', 'study_methods', 'study_config', 'reference_settings', 'recorders', 'study_files',
+           'prepare_folder', 'launch_env', 'check_paths', 'study_data', 'open_study', 'StudyOptions', 'study_parser',
+           'study_args', 'command_line']
 
 # %% ../nbs/16_study_plan.ipynb #bda019ff
 STUDY_POOLS = PoolConfig(methods=('lt', 'lp-interpolation'))
@@ -90,6 +92,7 @@ PRESETS = {
 class StudyConfig(Config):
     "Everything a study trains and evaluates; `preset` names where the defaults came from"
     preset:str='demo' # the preset the other fields started from
+    reference:bool=False # the authors' CIFAR settings over the preset's (given flags still win)
     dataset:str='digits' # dataset (see `data.get_dataset`)
     model:str='mlp' # architecture (see `models.create_model`)
     methods:tuple=DEFAULT_METHODS # methods to compare: registered names or package.module:Class
@@ -106,6 +109,9 @@ class StudyConfig(Config):
     edst_explore_epochs:int=0 # EDST exploration epochs t_ex (0: a third of the EDST epochs)
     explore_rate:float=0.8 # q of the EDST global exploration
     explore_growth:str='' # growth of the EDST global exploration ('': same as growth)
+    edst_growth:str='' # growth of the EDST run's updates and explorations ('': same as growth)
+    # gradient of a gradient-grown EDST exploration: a 'fresh' batch or the epoch's 'last' one
+    explore_batch:str=cfg_field('fresh', choices=EXPLORE_BATCHES)
     pf_epochs:int=0 # fine-tuning epochs of each PF member (0: epochs / 5)
     pf_lr:float=0.01 # fine-tuning LR of the PF members
     imp_levels:int=0 # IMP levels of lottery-pools (0: up to one level past the study density)
@@ -139,6 +145,7 @@ def ensemble_config(self:StudyConfig)->EnsembleConfig:
     return EnsembleConfig(members=self.members, density=self.density, edst_epochs=self.edst_epochs,
                           edst_explore_epochs=self.edst_explore_epochs,
                           explore_rate=self.explore_rate, explore_growth=self.explore_growth,
+                          edst_growth=self.edst_growth, explore_batch=self.explore_batch,
                           pf_epochs=self.pf_epochs, pf_lr=self.pf_lr,
                           reset_best_after_exploration=self.edst_reset_best,
                           imp_levels=self.imp_levels)
@@ -183,7 +190,11 @@ def study_config(preset:str='demo', **overrides)->StudyConfig:
     "The `StudyConfig` of `preset` with `overrides` (its fields or recipe fields; None: ignored)"
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
-    kw = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    kw = {**PRESETS[preset], **given}
+    if kw.get('reference'): # the authors' settings for the study's dataset, under given flags
+        ds, ep = kw.get('dataset', StudyConfig.dataset), kw.get('epochs', StudyConfig.epochs)
+        kw = {**PRESETS[preset], **reference_settings(ds, ep), **given}
     if isinstance(kw.get('methods'), str):
         kw['methods'] = tuple(m.strip() for m in kw['methods'].split(',') if m.strip())
     recipe = dict(kw.pop('recipe', ()))
@@ -191,6 +202,13 @@ def study_config(preset:str='demo', **overrides)->StudyConfig:
     if unknown := set(kw) - {f.name for f in fields(StudyConfig)}:
         raise ConfigError(f"unknown study settings {sorted(unknown)}")
     return StudyConfig(preset=preset, **kw, recipe=tuple(recipe.items()))
+
+# %% ../nbs/16_study_plan.ipynb #16e0f002
+def reference_settings(dataset:str, epochs:int)->dict:
+    "The study settings of the authors' CIFAR code for `dataset` and members of `epochs` epochs"
+    edst = dict(edst_growth='random') if dataset in ('cifar10', 'cifar100') else {}
+    return dict(**reference_train(dataset), **reference_pf(epochs), **edst, explore_batch='last',
+                edst_reset_best=False, ece_variant='freetickets')
 
 # %% ../nbs/16_study_plan.ipynb #8f44e278
 def recorders(cfg:StudyConfig, data)->Callable:
@@ -285,10 +303,9 @@ def check_paths(data_root=None, download:bool=False, corruption_root=None):
 
 # %% ../nbs/16_study_plan.ipynb #2f368e02
 def study_data(cfg:StudyConfig, data_root=None, workers:int=0):
-    "The study's dataset, split by the study seed, at the recipe's image size (streamed: `workers`)"
-    t = cfg.train_config()
-    return get_dataset(cfg.dataset, root=data_root, val_fraction=t.val_fraction, seed=cfg.seed,
-                       image_size=t.image_size, workers=workers)
+    "The study's data as the recipe asks (split, transforms, image size), split by the study seed"
+    return get_dataset(cfg.dataset, root=data_root, seed=cfg.seed, workers=workers,
+                       **cfg.train_config().data_kwargs())
 
 def _study_data(cfg:StudyConfig, data_root, rank:int, download:bool, workers:int=0):
     "The dataset; with `download`, rank 0 fetches it first and the other ranks wait for it"
@@ -353,7 +370,8 @@ def study_args(argv:list|None=None)->tuple:
 # %% ../nbs/16_study_plan.ipynb #2f368e06
 def command_line(cfg:StudyConfig)->str:
     "The `ft-study` command that reproduces `cfg`: its preset and every setting that differs"
-    base = study_config(cfg.preset)
+    base = study_config(cfg.preset, reference=cfg.reference)
     recipe = lambda c: TrainConfig(**dict(c.recipe), dataset=cfg.dataset) # (image_size needs it)
-    flags = to_flags(cfg, base) + to_flags(recipe(cfg), recipe(base))
+    flags = ['--reference'] * cfg.reference + to_flags(cfg, base) + to_flags(recipe(cfg),
+                                                                             recipe(base))
     return ' '.join(['ft-study', '--preset', cfg.preset, *map(shlex.quote, flags)])

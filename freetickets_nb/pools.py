@@ -524,7 +524,7 @@ def run_lottery_pools(train_cfg:TrainConfig, # the training run of every IMP lev
     "Train (or resume) an IMP chain and pool every level; writes tickets, traces, tables, summary"
     pool_cfg, dev = pool_cfg or PoolConfig(), get_device(device)
     data = data if data is not None else get_dataset(train_cfg.dataset, root=data_root,
-                                                     val_fraction=train_cfg.val_fraction)
+                                                     **train_cfg.data_kwargs())
     trunk = imp_dir(out, imp_cfg, train_cfg)
     imp = run_imp(trunk, imp_cfg, train_cfg, device=dev, data=data, model_fn=model_fn,
                   verbose=verbose)

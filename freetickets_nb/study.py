@@ -11,7 +11,7 @@ from .core import (ConfigError, OneLineParser, cli_errors, deterministic_from_en
                                  get_device, set_deterministic)
 from .safety import graceful_stop, raise_if_stopped
 from .data import get_dataset
-from .train import check_data_root, default_workers
+from .train import TrainConfig, check_data_root, default_workers
 from .ensembles import load_manifest
 from .methods import RunContext, train_method, plan_jobs, train_parallel
 from .plan import (PRESETS, StudyConfig, study_config, study_methods, recorders,
@@ -117,10 +117,10 @@ def eval_main(argv=None):
                           f"{a.corruption_n}")
     get_device(a.device); check_data_root(a.data_root)
     man = load_manifest(a.manifest)
-    t = man['train']
-    cfg = StudyConfig(dataset=t['dataset'], seed=t['seed'], corruption_n=a.corruption_n)
-    data = get_dataset(cfg.dataset, root=a.data_root, seed=cfg.seed,
-                       image_size=t.get('image_size'), workers=default_workers())
+    t = TrainConfig.from_dict(man['train']) # the members' data: split, transforms, image size
+    cfg = StudyConfig(dataset=t.dataset, seed=t.seed, corruption_n=a.corruption_n)
+    data = get_dataset(cfg.dataset, root=a.data_root, seed=cfg.seed, workers=default_workers(),
+                       **t.data_kwargs())
     row, _ = evaluate_ensemble(a.manifest, data, cfg, device=a.device, cache=not a.no_cache,
                                corruption_root=a.corruption_root)
     print(pd.Series(row).to_string())

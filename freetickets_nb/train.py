@@ -18,12 +18,12 @@ import torch.distributed as dist
 from .core import (
     PURPOSES, Config, ConfigError, CheckpointError, DataError, Interrupted, Registry, TrainingError,
     atomic_save, atomic_write, cfg_field, cli_errors, config_diff, config_parser, config_signature,
-    derive_seed, deterministic_from_env, ensure_dir, get_device, load_saved, make_generators, rule,
-    run_dir, set_deterministic, split_kwargs)
+    derive_seed, deterministic_from_env, ensure_dir, get_device, load_saved, make_generator,
+    make_generators, rule, run_dir, set_deterministic, split_kwargs)
 from .masks import Masks, distributions
 from .dst import (
     DST_PRESETS, SparseController, dst_config, growths, prune_rate_schedules)
-from .data import datasets, get_dataset
+from .data import TRANSFORMS, VAL_SPLITS, datasets, get_dataset
 from .models import create_model
 from .stack import logit_scores
 from freetickets_nb.safety import (
@@ -36,8 +36,10 @@ from .distributed import (
 # %% auto #0
 __all__ = ['lr_schedules', 'TICKET_FORMAT', 'CHECKPOINT_FORMAT', 'CHECKPOINT', 'PREVIOUS', 'TINY', 'constant_lr', 'multistep_lr',
            'step_lr', 'cosine_lr', 'lr_at', 'TrainConfig', 'nesterov_needs_momentum', 'image_size_streamed_only',
-           'dst_settings_agree', 'build_model', 'build_optimizer', 'Trainer', 'check_data', 'EpochSums', 'load_ticket',
-           'ticket_model', 'method_name', 'train', 'TrainOptions', 'default_workers', 'check_data_root', 'main', 'cli']
+           'data_protocol_in_memory', 'dst_settings_agree', 'build_model', 'build_optimizer', 'autocast_dtype',
+           'ieee_fp32', 'run_numerics', 'Trainer', 'check_data', 'EpochSums', 'load_ticket', 'ticket_model',
+           'reference_train', 'method_name', 'train', 'TrainOptions', 'default_workers', 'check_data_root', 'main',
+           'cli']
 
 # %% ../nbs/05_train.ipynb #5df924cb
 lr_schedules = Registry('LR schedule')
@@ -100,8 +102,14 @@ class TrainConfig(Config):
     # DST preset for the remaining knobs (see `dst.DST_PRESETS`)
     dst_preset:str=cfg_field('clean', choices=DST_PRESETS, kind='DST preset', old='preset')
     val_fraction:float=cfg_field(0.1, gt=0, lt=1) # fraction of the training set held out
+    # held-out images: a seeded 'random' val_fraction, or the 'last' ones (the authors' split)
+    val_split:str=cfg_field('random', choices=VAL_SPLITS)
+    val_augment:bool=False # validate on training-augmented images (as the authors' code does)
+    # CIFAR normalisation and crop padding: 'clean' (measured) or the authors' ('reference')
+    cifar_transforms:str=cfg_field('clean', choices=TRANSFORMS)
     seed:int=cfg_field(0, ge=0) # run seed: weight init, masks, data order, growth
     bf16:bool=True # bf16 autocast on CUDA (ignored on CPU)
+    tf32:bool=True # TF32 in fp32 CUDA kernels where PyTorch allows it (false: IEEE fp32)
     channels_last:bool=True # channels_last memory format on CUDA (ignored on CPU)
 
 # %% ../nbs/05_train.ipynb #31384537
@@ -129,6 +137,20 @@ def image_size_streamed_only(c:TrainConfig):
     if c.image_size is not None and not getattr(datasets.get(c.dataset), 'streamed', False):
         return (f"image_size applies to streamed datasets (imagefolder, imagenet, your own); "
                 f"{c.dataset!r} has a fixed image size: drop --image-size")
+
+@rule(TrainConfig)
+def data_protocol_in_memory(c:TrainConfig):
+    "`val_split` and `cifar_transforms` choose among the in-memory datasets' splits and constants"
+    if (c.val_split, c.cifar_transforms) != ('random', 'clean') and getattr(
+            datasets.get(c.dataset), 'streamed', False):
+        return (f"val_split and cifar_transforms apply to in-memory datasets; {c.dataset!r} is "
+                "streamed: drop --val-split / --cifar-transforms")
+
+@patch
+def data_kwargs(self:TrainConfig)->dict:
+    "The `get_dataset` arguments of the run's data: validation split, transforms, image size"
+    return dict(val_fraction=self.val_fraction, val_split=self.val_split,
+                transforms=self.cifar_transforms, image_size=self.image_size)
 
 @rule(TrainConfig)
 def dst_settings_agree(c:TrainConfig):
@@ -163,6 +185,27 @@ def build_optimizer(model:nn.Module, cfg:TrainConfig)->torch.optim.SGD:
     groups = [dict(params=decay, weight_decay=cfg.weight_decay)]
     if rest: groups.append(dict(params=rest, weight_decay=0.0))
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+
+# %% ../nbs/05_train.ipynb #0f3a2b02
+def autocast_dtype(cfg:TrainConfig, device)->torch.dtype|None:
+    "Autocast dtype of `cfg`'s forward passes on `device`: bf16 on CUDA if `cfg.bf16`, else None"
+    return torch.bfloat16 if torch.device(device).type == 'cuda' and cfg.bf16 else None
+
+@contextlib.contextmanager
+def ieee_fp32(on:bool=True):
+    "Inside the block, fp32 CUDA convolutions and matmuls use no TF32 (when `on`)"
+    flags = [f for f in (torch.backends.cudnn, torch.backends.cuda.matmul) if on and f.allow_tf32]
+    for f in flags: f.allow_tf32 = False
+    try: yield
+    finally:
+        for f in flags: f.allow_tf32 = True
+
+def run_numerics(f:Callable)->Callable:
+    "Decorator of `Trainer` methods: run `f` with TF32 off unless the config's `tf32` allows it"
+    @functools.wraps(f)
+    def _inner(self, *args, **kw):
+        with ieee_fp32(not self.cfg.tf32): return f(self, *args, **kw)
+    return _inner
 
 # %% ../nbs/05_train.ipynb #94c69670
 class Trainer:
@@ -223,22 +266,8 @@ def _load_data(self:Trainer, data, data_root, workers:int=0):
     c = self.cfg
     with rank0_first() if self.ddp else contextlib.nullcontext():
         self.data = data if data is not None else get_dataset(
-            c.dataset, root=data_root, val_fraction=c.val_fraction, image_size=c.image_size,
-            workers=workers)
+            c.dataset, root=data_root, workers=workers, **c.data_kwargs())
     check_data(c, self.data)
-
-def check_data(cfg:TrainConfig, data):
-    "`ConfigError` unless `data` is the dataset `cfg` names, at its image size, with every split"
-    if data.name != cfg.dataset:
-        raise ConfigError(f"the data is {data.name!r} but the config trains on {cfg.dataset!r}: "
-                          f"pass get_dataset({cfg.dataset!r}) or set dataset={data.name!r}")
-    if cfg.image_size is not None and data.image_size != cfg.image_size:
-        raise ConfigError(f"the data has {data.image_size}×{data.image_size} images but the "
-                          f"config asks for image_size={cfg.image_size}: build the data with "
-                          f"image_size={cfg.image_size}")
-    if empty := [s for s in ('train', 'val', 'test') if len(getattr(data, s)) == 0]:
-        raise DataError(f"the {' and '.join(empty)} split of {data.name!r} is empty: every split "
-                        "needs images (raise val_fraction, or add data)")
 
 @patch
 def _setup_folder(self:Trainer, folder, verbose:bool, progress:bool|None):
@@ -249,12 +278,31 @@ def _setup_folder(self:Trainer, folder, verbose:bool, progress:bool|None):
     self.verbose = verbose and self.is_main
     self.progress = (sys.stderr.isatty() if progress is None else progress) and self.is_main
 
+# %% ../nbs/05_train.ipynb #5e7a0c08
+def check_data(cfg:TrainConfig, data):
+    "`ConfigError` unless `data` is the dataset `cfg` names, as it asks for it, with every split"
+    if data.name != cfg.dataset:
+        raise ConfigError(f"the data is {data.name!r} but the config trains on {cfg.dataset!r}: "
+                          f"pass get_dataset({cfg.dataset!r}) or set dataset={data.name!r}")
+    made = getattr(data, 'val_split', 'random'), getattr(data, 'transforms', 'clean')
+    if made != (cfg.val_split, cfg.cifar_transforms):
+        raise ConfigError(f"the data has val_split {made[0]!r} and transforms {made[1]!r} but the "
+                          f"config asks for {cfg.val_split!r} and {cfg.cifar_transforms!r}: build "
+                          "it with get_dataset(cfg.dataset, **cfg.data_kwargs())")
+    if cfg.image_size is not None and data.image_size != cfg.image_size:
+        raise ConfigError(f"the data has {data.image_size}×{data.image_size} images but the "
+                          f"config asks for image_size={cfg.image_size}: build the data with "
+                          f"image_size={cfg.image_size}")
+    if empty := [s for s in ('train', 'val', 'test') if len(getattr(data, s)) == 0]:
+        raise DataError(f"the {' and '.join(empty)} split of {data.name!r} is empty: every split "
+                        "needs images (raise val_fraction, or add data)")
+
 # %% ../nbs/05_train.ipynb #94c69672
 @patch
 def _build(self:Trainer, model:nn.Module|None, masks:Masks|None):
     "Generators, the model on the device, loaders, the optimiser and (sparse) the controller"
     cfg, dev = self.cfg, self.device
-    self.amp, cl = dev.type == 'cuda' and cfg.bf16, dev.type == 'cuda' and cfg.channels_last
+    self.amp, cl = autocast_dtype(cfg, dev) is not None, dev.type == 'cuda' and cfg.channels_last
     self.gens = make_generators(cfg.seed)
     fmt = torch.channels_last if cl else torch.contiguous_format
     model = model if isinstance(model, nn.Module) else build_model(cfg, self.data, model)
@@ -262,7 +310,8 @@ def _build(self:Trainer, model:nn.Module|None, masks:Masks|None):
     self.train_dl = self.data.loader('train', cfg.batch_size, dev, generator=self.gens.data,
                                      channels_last=cl, rank=self.rank, world=self.world)
     ev, ebs = self._eval_data(), max(cfg.batch_size // self.world, 256)
-    self.val_dl, self.test_dl = (ev.loader(s, ebs, dev, channels_last=cl) for s in ('val', 'test'))
+    self.val_dl = ev.loader('val', ebs, dev, channels_last=cl, augment=cfg.val_augment)
+    self.test_dl = ev.loader('test', ebs, dev, channels_last=cl)
     self.steps_per_epoch = len(self.train_dl) # a last global batch smaller than W is left out
     self.opt = build_optimizer(self.model, cfg)
     self.sparse = None if not cfg.sparse else SparseController(
@@ -318,6 +367,7 @@ def _diverged(self:Trainer, what:str, value:float)->str:
             f"the run diverged; {kept}; lower the learning rate (now {lr:g}) or check the data")
 
 @patch
+@run_numerics
 def train_step(self:Trainer, x, y, w:float=1.0, # a batch and its loss weight (1 without DDP)
                check:bool=True, # check the loss and the stop request (one synchronisation)
               )->tuple:
@@ -411,10 +461,13 @@ def _epoch_means(self:Trainer, s:EpochSums)->dict:
 # %% ../nbs/05_train.ipynb #ca639eb0
 @patch
 @torch.no_grad()
+@run_numerics
 def predict(self:Trainer, split:str='test', model:nn.Module|None=None)->torch.Tensor:
     "Logits `[N, C]` (fp32) of `model` (default: the trained one) for `split`, in sample order"
     m = model if model is not None else self.model
     if self.ddp: broadcast_bn_stats(m)
+    if split == 'val' and self.cfg.val_augment: # one draw per epoch, the same after a resume
+        self.val_dl.generator = make_generator(self.cfg.seed, 'val-augment', self.epoch)
     was, _ = m.training, m.eval()
     outs = []
     for x, _ in {'val': self.val_dl, 'test': self.test_dl}[split]:
@@ -576,8 +629,10 @@ def _restore(self:Trainer, ck:dict, path):
 # %% ../nbs/05_train.ipynb #445042aa
 @patch
 @graceful_stop() # SIGINT / SIGTERM only set a flag, read at the loop's safe points
+@run_numerics
 def fit(self:Trainer)->pd.DataFrame:
     "Train (or resume) until `cfg.epochs`; write the best ticket's test metrics; return the history"
+    self._callbacks('before_fit') # after the set-up and any resume
     while self.epoch < self.cfg.epochs:
         if self._partial is None: self._callbacks('before_epoch') # a resumed epoch ran them
         t0, lr = time.perf_counter(), self.lr(self.epoch * self.steps_per_epoch)
@@ -594,7 +649,7 @@ def fit(self:Trainer)->pd.DataFrame:
 # %% ../nbs/05_train.ipynb #445042ab
 @patch
 def _callbacks(self:Trainer, event:str, *args):
-    "Call `event` ('before_epoch' or 'after_epoch') on every callback that has it"
+    "Call `event` ('before_fit', 'before_epoch', 'after_epoch') on every callback that has it"
     for cb in self.callbacks: getattr(cb, event, lambda *a: None)(self, *args)
 
 @patch
@@ -683,6 +738,16 @@ def release_ddp(self:Trainer):
         if self.sparse: self.sparse.grad_model = self.model
         gc.collect()
 
+# %% ../nbs/05_train.ipynb #5e7a0c02
+def reference_train(dataset:str)->dict:
+    "The `TrainConfig` settings of the authors' CIFAR code for one run on `dataset`"
+    if getattr(datasets[dataset], 'streamed', False):
+        raise ConfigError(f"--reference reproduces the authors' CIFAR code (in-memory data); "
+                          f"{dataset!r} is streamed: set its fields one by one instead")
+    growth = {'growth': 'random'} if dataset == 'cifar100' else {} # the authors' run scripts
+    return dict(dst_preset='reference_cifar', val_split='last', val_augment=True,
+                cifar_transforms='reference', bf16=False, tf32=False, **growth)
+
 # %% ../nbs/05_train.ipynb #403a6ac9
 def method_name(cfg:TrainConfig)->str:
     "The method part of a run folder's path: 'dense', 'static' or 'dst'"
@@ -742,6 +807,7 @@ class TrainOptions(Config):
     data_root:str|Path|None=None # dataset folder (none: the data module's search path)
     device:str|None=None # cpu, cuda or cuda:N (none: cuda when available, or $FREETICKETS_DEVICE)
     tiny:bool=False # a smoke run: sparse MLP on digits, 3 epochs, ΔT = 10 (given flags still apply)
+    reference:bool=False # the authors' CIFAR code's settings for this run (given flags still apply)
     progress:bool=False # show progress bars
     # under torchrun: process-group backend (none: nccl on CUDA, gloo on CPU)
     backend:str|None=cfg_field(None, choices=('nccl', 'gloo', 'mpi'))
@@ -768,12 +834,14 @@ def main(**kw):
     "Train one dense or sparse network: its checkpoint, best-validation ticket, history, metrics"
     given, opts = split_kwargs(kw, TrainConfig, TrainOptions)
     opts = TrainOptions(**opts)
-    cfg = TrainConfig(**{**(TINY if opts.tiny else {}), **given}).check_names()
+    base = dict(TINY) if opts.tiny else {}
+    if opts.reference: # the authors' settings for the dataset the run trains on
+        base.update(reference_train(given.get('dataset', base.get('dataset', TrainConfig.dataset))))
+    cfg = TrainConfig(**{**base, **given}).check_names()
     check_data_root(opts.data_root, opts.download); get_device(opts.device)
     w = default_workers() if opts.workers is None else opts.workers
     data = None if opts.download else get_dataset( # checked before any file is written
-        cfg.dataset, root=opts.data_root, val_fraction=cfg.val_fraction,
-        image_size=cfg.image_size, workers=w)
+        cfg.dataset, root=opts.data_root, workers=w, **cfg.data_kwargs())
     ensure_dir(opts.out)
     if opts.deterministic: set_deterministic()
     return train(cfg, opts.out, device=opts.device, data_root=opts.data_root,
