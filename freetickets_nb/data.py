@@ -325,26 +325,26 @@ def load_mnist(root=None, download=False):
     return _load_idx_dataset('mnist', 'MNIST', root, download, info)
 
 # %% ../nbs/01_data.ipynb #06729adf
+def _load_cifar(name:str, tv_name:str, root, download:bool, folder:str, train:list, test:str, # files
+                num_classes:int, mean:tuple, std:tuple):
+    "The pickle-batch reader CIFAR-10 and CIFAR-100 share: find `train` + `test` under `root`, check, read"
+    if download: _torchvision_download(tv_name, root, splits=[{'train': True}])
+    d = find_files(name, root, [folder, '.'], train + [test])
+    tr, te = (read_cifar_batches([d/f for f in fs], num_classes) for fs in (train, [test]))
+    return tr.x, tr.y, te.x, te.y, DatasetInfo(num_classes, mean, std, crop_padding=4, flip=True)
+
 @datasets.register('cifar10')
 def load_cifar10(root=None, download=False):
     "CIFAR-10 (32×32 RGB, 10 classes) from the python pickle batches"
-    if download: _torchvision_download('CIFAR10', root, splits=[{'train': True}])
-    train = [f'data_batch_{i}' for i in range(1, 6)]
-    d = find_files('cifar10', root, ['cifar-10-batches-py', '.'], train + ['test_batch'])
-    tr, te = read_cifar_batches([d/f for f in train]), read_cifar_batches([d/'test_batch'])
-    info = DatasetInfo(10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), crop_padding=4,
-                       flip=True)
-    return tr.x, tr.y, te.x, te.y, info
+    return _load_cifar('cifar10', 'CIFAR10', root, download, 'cifar-10-batches-py',
+                       [f'data_batch_{i}' for i in range(1, 6)], 'test_batch', 10,
+                       (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 
 @datasets.register('cifar100')
 def load_cifar100(root=None, download=False):
     "CIFAR-100 (32×32 RGB, 100 fine classes) from the python pickle files"
-    if download: _torchvision_download('CIFAR100', root, splits=[{'train': True}])
-    d = find_files('cifar100', root, ['cifar-100-python', '.'], ['train', 'test'])
-    tr, te = read_cifar_batches([d/'train'], 100), read_cifar_batches([d/'test'], 100)
-    info = DatasetInfo(100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), crop_padding=4,
-                       flip=True)
-    return tr.x, tr.y, te.x, te.y, info
+    return _load_cifar('cifar100', 'CIFAR100', root, download, 'cifar-100-python', ['train'], 'test', 100,
+                       (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 
 @datasets.register('svhn')
 def load_svhn(root=None, download=False):
