@@ -13,14 +13,15 @@ import torch
 from fastcore.docments import docments
 
 # %% auto #0
-__all__ = ['PURPOSES', 'HOST', 'write_hooks', 'derive_seed', 'make_generator', 'Generators', 'make_generators',
+__all__ = ['PURPOSES', 'THREADS_ENV', 'HOST', 'write_hooks', 'derive_seed', 'make_generator', 'Generators', 'make_generators',
            'FreeTicketsError', 'ConfigError', 'DataError', 'CheckpointError', 'OutputError', 'TrainingError',
-           'Interrupted', 'get_device', 'set_deterministic', 'deterministic_from_env', 'Registry', 'cfg_field',
-           'Config', 'field_types', 'fits', 'type_text', 'kebab', 'range_text', 'choices_of', 'choice_names',
-           'check_field', 'rule', 'config_rules', 'check_config', 'renamed_fields', 'upgrade_dict', 'canonical_json',
-           'short_hash', 'config_diff', 'run_dir', 'cli_errors', 'OneLineParser', 'field_docs', 'parse_bool',
-           'flag_parser', 'add_config_flags', 'config_parser', 'config_kwargs', 'to_flags', 'config_signature',
-           'split_kwargs', 'md_table', 'ensure_dir', 'tmp_prefix', 'atomic_write', 'atomic_save', 'load_saved']
+           'Interrupted', 'get_device', 'cpu_threads', 'set_cpu_threads', 'set_deterministic', 'deterministic_from_env',
+           'Registry', 'cfg_field', 'Config', 'field_types', 'fits', 'type_text', 'kebab', 'range_text', 'choices_of',
+           'choice_names', 'check_field', 'rule', 'config_rules', 'check_config', 'renamed_fields', 'upgrade_dict',
+           'canonical_json', 'short_hash', 'config_diff', 'run_dir', 'cli_errors', 'OneLineParser', 'field_docs',
+           'parse_bool', 'flag_parser', 'add_config_flags', 'config_parser', 'config_kwargs', 'to_flags',
+           'config_signature', 'split_kwargs', 'md_table', 'ensure_dir', 'tmp_prefix', 'atomic_write', 'atomic_save',
+           'load_saved']
 
 # %% ../nbs/00_core.ipynb #4126c66f
 PURPOSES = ('init', 'masks', 'data', 'growth', 'noise')
@@ -80,6 +81,28 @@ def get_device(device:str|torch.device|None=None)->torch.device:
         raise ConfigError(f"device {choice!r} requested but CUDA is not available: use --device "
                           "cpu or unset FREETICKETS_DEVICE")
     return dev
+
+# %% ../nbs/00_core.ipynb #c7d1a002
+THREADS_ENV = 'FREETICKETS_THREADS'
+
+def cpu_threads(threads:int|None=None, # explicit choice (`--threads`); None: from the environment
+               )->int:
+    "Intra-op CPU threads: `threads`, `$FREETICKETS_THREADS`, `$OMP_NUM_THREADS`, else 1 (0: all)"
+    for name, v in (('--threads', threads), (THREADS_ENV, os.environ.get(THREADS_ENV)),
+                    ('OMP_NUM_THREADS', os.environ.get('OMP_NUM_THREADS'))):
+        if v is None or str(v).strip() == '': continue
+        try: n = int(v)
+        except ValueError: n = -1
+        if n < 0: raise ConfigError(f"{name} must be a whole number >= 0 (0: PyTorch's default), "
+                                    f"got {v!r}")
+        return n
+    return 1
+
+def set_cpu_threads(threads:int|None=None, device=None)->int:
+    "Apply `cpu_threads(threads)` when `device` is the CPU; returns the intra-op threads in use"
+    n = cpu_threads(threads)
+    if get_device(device).type == 'cpu' and n > 0: torch.set_num_threads(n)
+    return torch.get_num_threads()
 
 # %% ../nbs/00_core.ipynb #988374b5
 def set_deterministic(on:bool=True):
@@ -468,10 +491,12 @@ def split_kwargs(kw:dict, *classes)->list:
     return out
 
 # %% ../nbs/00_core.ipynb #b680735b
-def md_table(df, floatfmt:str='.4g', index:bool=False)->str:
-    "Render a pandas DataFrame as a GitHub-flavoured Markdown table"
+def md_table(df, floatfmt:str='.4g', index:bool=False, missing:str='–')->str:
+    "Render a pandas DataFrame as a GitHub-flavoured Markdown table (`missing` for None and NaN)"
     if index: df = df.reset_index()
-    fmt = lambda v: format(v, floatfmt) if isinstance(v, float) else str(v)
+    def fmt(v):
+        if v is None or (isinstance(v, float) and v != v): return missing
+        return format(v, floatfmt) if isinstance(v, float) else str(v)
     rows = [[str(c) for c in df.columns], ['---'] * len(df.columns)]
     rows += [[fmt(v) for v in r] for r in df.itertuples(index=False)]
     return '\n'.join('| ' + ' | '.join(r) + ' |' for r in rows)

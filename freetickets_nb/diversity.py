@@ -14,13 +14,13 @@ import matplotlib.pyplot as plt
 from .core import ConfigError
 from .masks import maskable_weights
 from .metrics import accuracy, entropy, mutual_info
-from .plots import new_fig, heatmap
+from .plots import new_fig, heatmap, matrix_grid
 
 # %% auto #0
-__all__ = ['MASK_METRICS', 'member_probs', 'disagreement_matrix', 'pairwise_mean', 'disagreement', 'member_accuracy',
+__all__ = ['MASK_METRICS', 'KL_TITLE', 'member_probs', 'disagreement_matrix', 'pairwise_mean', 'disagreement', 'member_accuracy',
            'normalized_disagreement', 'ensemble_normalized_disagreement', 'kl_matrix', 'kl_divergence',
            'mutual_information', 'diversity_summary', 'weight_cosine', 'normalized_hamming', 'hamming_frac', 'mask_iou',
-           'mask_distances', 'mask_distance_matrix', 'plot_matrices']
+           'mask_distances', 'mask_distance_matrix', 'plot_matrices', 'plot_diversity']
 
 # %% ../nbs/12_diversity.ipynb #ddc87ba2
 def member_probs(probs, # member probabilities [M, N, C], or a list of M tensors [N, C]
@@ -52,14 +52,14 @@ def _stack(x)->Tensor:
 def _frame(mat, names=None)->pd.DataFrame:
     "An M × M DataFrame indexed and labelled by member"
     mat = np.asarray(mat, dtype=float)
-    names = list(range(len(mat))) if names is None else list(names)
+    names = list(range(1, len(mat) + 1)) if names is None else list(names)
     if len(names) != len(mat): raise ConfigError(f"got {len(names)} names for {len(mat)} members: "
                                                  "pass one name per member")
     return pd.DataFrame(mat, index=pd.Index(names, name='member'),
                         columns=pd.Index(names, name='member'))
 
 def disagreement_matrix(probs, # member probabilities [M, N, C] (or logits: same argmax)
-                        names:Sequence|None=None, # member names (default 0..M-1)
+                        names:Sequence|None=None, # member names (default 1..M)
                        )->pd.DataFrame:
     "Pairwise prediction disagreement D[i, j]: the fraction of examples whose top-1 classes differ"
     preds = _stack(probs).argmax(-1)
@@ -107,7 +107,7 @@ def ensemble_normalized_disagreement(probs, labels:Tensor, eps:float=1e-7)->floa
 
 # %% ../nbs/12_diversity.ipynb #a23c2567
 def kl_matrix(probs, # member probabilities [M, N, C] (logits with `logits=True`)
-              names:Sequence|None=None, # member names (default 0..M-1)
+              names:Sequence|None=None, # member names (default 1..M)
               logits:bool=False, # `probs` holds raw logits
              )->pd.DataFrame:
     "Pairwise mean KL divergence K[i, j] = mean_n KL(p_i ‖ p_j), in nats"
@@ -263,7 +263,7 @@ MASK_METRICS = ('hamming', 'hamming_frac', 'iou', 'xor')
 
 def mask_distance_matrix(masks:Sequence, # one mask dict per member
                          metric:str='hamming', # 'hamming', 'hamming_frac', 'iou' or 'xor'
-                         names:Sequence|None=None, # member names (default 0..M-1)
+                         names:Sequence|None=None, # member names (default 1..M)
                          layers:Sequence|None=None, # layers (default: all not dense in every mask)
                          exclude_dense:bool=True)->pd.DataFrame:
     "Pairwise global mask distance between members, an M × M DataFrame"
@@ -286,11 +286,28 @@ def mask_distance_matrix(masks:Sequence, # one mask dict per member
 def plot_matrices(mats:Mapping, # title → M × M DataFrame
                   fmt:str='.3f', # annotation format
                   vmin:float|None=None,
-                  vmax:float|None=None, # colour range (shared by all panels when given)
-                  cmap:str='viridis', size:float=2.6)->plt.Figure:
+                  vmax:float|None=None, # colour range (default: 0 and the largest value shown)
+                  cmap:str='viridis', size:float=2.6,
+                  shared:bool=True, # one colour scale for all panels (False: one per panel)
+                  name:str='', # what the matrices hold (the colour bar's label)
+                 )->plt.Figure:
     "Annotated heatmaps of pairwise matrices, side by side; returns the figure"
+    if shared:
+        lim = {name: (vmin, vmax)} if vmin is not None and vmax is not None else None
+        return matrix_grid({name: mats}, fmts={name: fmt}, limits=lim, cmap=cmap, size=size)
     fig, axs = new_fig(size, size * 0.85, ncols=len(mats))
     for ax, (title, df) in zip(np.atleast_1d(axs).ravel(), mats.items()):
         heatmap(df, title=title, fmt=fmt, cmap=cmap, ax=ax, vmin=vmin, vmax=vmax)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/12_diversity.ipynb #3af1890b
+KL_TITLE = 'KL(row ‖ column)'
+
+def plot_diversity(probs:Mapping, # ensemble name → member probabilities [M, N, C]
+                   size:float=2.2)->plt.Figure:
+    "Disagreement and KL matrices of several ensembles, one shared colour scale per row"
+    rows = {'disagreement': {k: disagreement_matrix(p) for k, p in probs.items()},
+            KL_TITLE: {k: kl_matrix(p) for k, p in probs.items()}}
+    return matrix_grid(rows, fmts={'disagreement': '.1%'}, size=size,
+                       labels={'disagreement': 'share of test images', KL_TITLE: 'nats'})

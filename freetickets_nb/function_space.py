@@ -20,7 +20,7 @@ from .metrics import predict
 from .diversity import (disagreement_matrix, member_accuracy,
                                       normalized_disagreement, mask_distance_matrix,
                                       mask_distances, plot_matrices)
-from .plots import new_fig, curves
+from .plots import new_fig, curves, method_color, method_of, METHOD_COLORS
 
 # %% auto #0
 __all__ = ['TRAJECTORY_FORMAT', 'MASK_SNAPSHOTS_FORMAT', 'EpochRecorder', 'PredictionRecorder', 'load_trajectory', 'MaskRecorder',
@@ -220,16 +220,28 @@ def tsne_trajectories(
     return df
 
 # %% ../nbs/14_function_space.ipynb #b6a9520a
+def _member_styles(names:Sequence)->list:
+    "`(colour, line style, marker)` per member: its method's colour (a cycle for unknown names)"
+    cycle, seen = plt.rcParams['axes.prop_cycle'].by_key()['color'], {}
+    out = []
+    for i, n in enumerate(names):
+        m = method_of(n); k = seen[m] = seen.get(m, -1) + 1
+        if m in METHOD_COLORS: out.append((method_color(n), _LINES[k % 4], _DOTS[k % 5]))
+        else: out.append((cycle[i % len(cycle)], '-', '.'))
+    return out
+
+_LINES, _DOTS = ('-', '--', ':', '-.'), ('.', 's', '^', 'D', 'v')
+
 def plot_trajectories(df:pd.DataFrame, # a `tsne_trajectories` table
                       kinds:Sequence=('tsne', 'pca'), # panels: 'tsne' and/or 'pca'
                       size:float=3.2)->plt.Figure:
     "One line per member in function space, start circled and ticket starred; returns the figure"
-    fig, axs = new_fig(size, size * 0.9, ncols=len(kinds))
+    fig, axs = new_fig(size, size * 0.9, ncols=len(kinds), layout='constrained')
+    groups = list(df.groupby('member', sort=False))
     for ax, k in zip(np.ravel(axs), kinds):
-        for (m, g), c in zip(df.groupby('member', sort=False),
-                             plt.rcParams['axes.prop_cycle'].by_key()['color'] * 10):
+        for (m, g), (c, ls, mk) in zip(groups, _member_styles([m for m, _ in groups])):
             g = g.sort_values('point')
-            ax.plot(g[f'{k}_x'], g[f'{k}_y'], '-', marker='.', ms=4, lw=1, color=c, label=m)
+            ax.plot(g[f'{k}_x'], g[f'{k}_y'], ls=ls, marker=mk, ms=3, lw=1, color=c, label=m)
             s, t = g[g.start], g[g.ticket]
             ax.scatter(s[f'{k}_x'], s[f'{k}_y'], s=50, facecolors='none', edgecolors=c, lw=1.5,
                        zorder=3)
@@ -238,8 +250,9 @@ def plot_trajectories(df:pd.DataFrame, # a `tsne_trajectories` table
         ax.set_title({'tsne': f"t-SNE (perplexity {df.attrs.get('perplexity', float('nan')):.3g})",
                       'pca': 'PCA'}[k])
         ax.set_xlabel(f'{k} 1'); ax.set_ylabel(f'{k} 2'); ax.set_xticks([]); ax.set_yticks([])
-    np.ravel(axs)[0].legend(fontsize=7, title='○ start  ★ ticket', title_fontsize=7)
-    fig.tight_layout()
+    h, l = np.ravel(axs)[0].get_legend_handles_labels() # below the panels, never over the data
+    fig.legend(h, l, loc='outside lower center', ncols=min(3, len(l)), fontsize=7,
+               title='○ start  ★ ticket', title_fontsize=7, frameon=False)
     return fig
 
 # %% ../nbs/14_function_space.ipynb #75e883ea

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
+import matplotlib, matplotlib.patheffects
 import matplotlib.pyplot as plt
 from matplotlib.colors import LogNorm
 from torch import Tensor
@@ -21,12 +22,12 @@ from .stack import (fixed_batches, logit_scores, stack_states, stacked_forward,
 from .pools import interpolate, average, param_keys
 from .metrics import accuracy, ece
 from .diversity import disagreement_matrix
-from .plots import new_fig
+from .plots import new_fig, label_points, overlapping
 
 # %% auto #0
 __all__ = ['PATH_ALPHAS', 'BN_MODES', 'path_alphas', 'landscape_batches', 'policy_target', 'stacked_logits', 'stack_scores',
            'evaluate_stack', 'interpolate_path', 'barrier', 'plot_path', 'plane_basis', 'plane_weights', 'plane_grid',
-           'plane', 'plot_plane']
+           'plane', 'ticket_distances', 'plot_plane']
 
 # %% ../nbs/13_landscape.ipynb #09b7960a
 def path_alphas(step:float=0.05, # grid spacing
@@ -229,28 +230,34 @@ def barrier(df:pd.DataFrame, # a path table (`alpha` and the metric columns)
     return float((d.to_numpy(float) - base).max())
 
 # %% ../nbs/13_landscape.ipynb #9e799644
+_STYLES = ('-', '--', ':', '-.')
+_MARKERS = ('o', 's', '^', 'D', 'v', 'P')
+
 def plot_path(paths, # a path table, or a dict label → path table
               metrics:Sequence=('loss', 'err'), # metric suffixes, one panel each
               splits:Sequence|None=None, # splits (default: all for one path, 'test' for several)
-              size:float=3.2)->plt.Figure:
+              size:float=3.2,
+              color:str|None=None, # one colour for every line (a method's), told apart by style
+             )->plt.Figure:
     "Metrics along α with the endpoints A (α = 0) and B (α = 1) marked; returns the figure"
     paths = {'': paths} if isinstance(paths, pd.DataFrame) else dict(paths)
     splits = splits or ([c[:-5] for c in next(iter(paths.values())).columns if c.endswith('_loss')]
                         if len(paths) == 1 else ['test'])
-    fig, axs = new_fig(size, size * 0.75, ncols=len(metrics))
+    fig, axs = new_fig(size, size * 0.75, ncols=len(metrics), layout='constrained')
     for ax, m in zip(np.ravel(axs), metrics):
-        for label, df in paths.items():
-            for s in splits:
-                b = barrier(df, f'{s}_loss')
-                ax.plot(df.alpha, df[f'{s}_{m}'], marker='o', ms=3,
-                        label=f"{label + ' ' if label else ''}{s} (barrier {b:.3f})")
+        for k, (label, df) in enumerate((l, d) for l, d in paths.items() for _ in splits):
+            s = splits[k % len(splits)]
+            b = barrier(df, f'{s}_loss')
+            style = dict(color=color, ls=_STYLES[k % 4], marker=_MARKERS[k % 6]) if color else {}
+            ax.plot(df.alpha, df[f'{s}_{m}'], ms=3, **{'marker': 'o', **style},
+                    label=f"{label + ' ' if label else ''}{s} (barrier {b:.3f})")
         for a, t in ((0, 'A'), (1, 'B')):
             ax.axvline(a, color='k', ls=':', lw=1)
             ax.annotate(t, (a, 1), xycoords=('data', 'axes fraction'), xytext=(0, 2),
                         textcoords='offset points', ha='center', va='bottom', weight='bold')
         ax.set_xlabel('α'); ax.set_ylabel(m)
-    np.ravel(axs)[0].legend(fontsize=6)
-    fig.tight_layout()
+    h, l = np.ravel(axs)[0].get_legend_handles_labels()
+    fig.legend(h, l, loc='outside lower center', ncols=min(3, len(l)), fontsize=7, frameon=False)
     return fig
 
 # %% ../nbs/13_landscape.ipynb #b7828da9
@@ -287,11 +294,14 @@ def plane_weights(basis:dict, # from `plane_basis`
 def plane_grid(coords:np.ndarray, # [3, 2] tickets' coordinates
                n:int=21, # points per axis
                margin:float=0.2, # extra fraction of the box on each side
+               min_side:float=0.25, # each side spans at least this fraction of the longer one
               )->tuple:
-    "`(a_values, b_values)`: the axes of an n × n grid over the tickets' bounding box plus `margin`"
+    "`(a_values, b_values)`: an n × n grid over the tickets' bounding box (widened) plus `margin`"
     lo, hi = coords.min(0), coords.max(0)
-    pad = margin * (hi - lo)
-    return tuple(np.linspace(l - p, h + p, n) for l, h, p in zip(lo, hi, pad))
+    mid, ext = (lo + hi) / 2, hi - lo
+    ext = np.maximum(ext, min_side * ext.max())
+    return tuple(np.linspace(c - e * (0.5 + margin), c + e * (0.5 + margin), n)
+                 for c, e in zip(mid, ext))
 
 # %% ../nbs/13_landscape.ipynb #ceb72938
 def plane(model:nn.Module, # template of the architecture
@@ -303,7 +313,7 @@ def plane(model:nn.Module, # template of the architecture
           density:float|None=None,
           ranking:str='global', # 'reprune' target, as in `interpolate_path`
           bn:str='recompute', # only 'recompute' (a plane point's statistics are recomputed)
-          names:Sequence=('θ0', 'θ1', 'θ2'), # ticket labels
+          names:Sequence=('ticket 1', 'ticket 2', 'ticket 3'), # ticket labels
           splits:Sequence=('test',), n_train:int|None=1000, bn_batches:int|None=8,
           batch_size:int=256, seed:int=0, # data (with a `DataBundle`)
           chunk:int|None=32, # points per vectorised pass
@@ -342,14 +352,21 @@ def plane(model:nn.Module, # template of the architecture
     return df
 
 # %% ../nbs/13_landscape.ipynb #89ddab53
+def ticket_distances(coords)->dict:
+    "Euclidean distances between the three tickets in weight space, from their plane coordinates"
+    c = np.asarray(coords, dtype=float)
+    return {(i + 1, j + 1): float(np.linalg.norm(c[i] - c[j])) for i in range(3) for j in range(i + 1, 3)}
+
+def _short(name:str)->str: return name.replace('ticket ', '') # 'ticket 2' → '2'
+
 def plot_plane(df:pd.DataFrame, # a `plane` table
                metrics:Sequence=('test_err',
                                  'test_loss'), # one panel each; '*_loss' on a log colour scale
                levels:int=15, # contour levels
                size:float=3.2)->plt.Figure:
-    "Filled contours of plane metrics with the three tickets marked; returns the figure"
+    "Filled contours of plane metrics with the three tickets marked and their distances; the figure"
     g, t = df[df.kind == 'grid'], df[df.kind == 'ticket']
-    fig, axs = new_fig(size, size * 0.85, ncols=len(metrics))
+    fig, axs = new_fig(size, size * 0.9, ncols=len(metrics))
     for ax, m in zip(np.ravel(axs), metrics):
         z = g.pivot(index='b', columns='a', values=m)
         log = m.endswith('_loss')
@@ -359,14 +376,15 @@ def plot_plane(df:pd.DataFrame, # a `plane` table
         fig.colorbar(cs, ax=ax, shrink=0.8,
                      format='%.4g') # neighbouring levels can differ in the third digit
         ax.scatter(t.a, t.b, marker='*', s=120, c='white', edgecolors='k', zorder=3)
-        for _, r in t.iterrows(): # labels point into the plot, so none is cut at the border
-            right = r.a > (g.a.min() + g.a.max()) / 2
-            ax.annotate(r.ticket, (r.a, r.b), xytext=(-4 if right else 4, 4),
-                        textcoords='offset points', ha='right' if right else 'left',
-                        color='white', weight='bold', fontsize=8)
-        ax.set_title(m + (' (log scale)' if log else ''))
-        ax.set_xlabel('a')
-        ax.set_ylabel('b')
-        ax.set_aspect('equal')
+        ax.set_title(m + (' (log scale)' if log else ''), fontsize=9)
+        ax.set_xlabel('a (weight-space units)'); ax.set_ylabel('b')
+    d = ticket_distances(t[['a', 'b']].values)
+    names = [_short(n) for n in t.ticket]
+    dist = ', '.join(f"{names[i - 1]}–{names[j - 1]} {v:.3g}" for (i, j), v in d.items())
+    fig.suptitle(f"distances between the tickets: {dist} (axes scaled independently)", fontsize=8)
     fig.tight_layout()
+    halo = [matplotlib.patheffects.withStroke(linewidth=2, foreground='k')]
+    for ax in np.ravel(axs)[:len(metrics)]:
+        label_points(ax, t.a.values, t.b.values, names, colors=['white'] * len(t), fontsize=9,
+                     weight='bold', path_effects=halo)
     return fig

@@ -14,19 +14,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import patch
+import matplotlib
 import matplotlib.pyplot as plt
 from .core import (ConfigError, DataError, CheckpointError, atomic_save, load_saved,
                                  get_device, make_generator)
 from .data import TensorSplit, DataBundle, DeviceLoader, get_dataset, datasets
 from .stack import stack_states, stacked_forward
 from .imagefolder import ood_subset_table
-from .plots import new_fig
+from .plots import new_fig, set_theme, method_color, method_of, METHOD_COLORS
 
 # %% auto #0
-__all__ = ['PREDICTIONS_FORMAT', 'ECE_VARIANTS', 'OOD_SCORES', 'OOD_EXTRA', 'Predictions', 'same_architecture', 'predict',
-           'accuracy', 'nll', 'brier', 'calibration_bins', 'ece', 'reliability', 'plot_reliability', 'evaluate_probs',
-           'member_summary', 'msp', 'entropy', 'mutual_info', 'ood_metrics', 'ood_table', 'OodSets', 'noise_images',
-           'ood_sets', 'ood_eval']
+__all__ = ['PREDICTIONS_FORMAT', 'ECE_VARIANTS', 'GAP_FACE', 'COUNT_FACE', 'OOD_SCORES', 'OOD_EXTRA', 'Predictions',
+           'same_architecture', 'predict', 'accuracy', 'nll', 'brier', 'calibration_bins', 'ece', 'reliability',
+           'plot_reliability', 'evaluate_probs', 'member_summary', 'msp', 'entropy', 'mutual_info', 'ood_metrics',
+           'ood_table', 'OodSets', 'noise_images', 'ood_sets', 'ood_eval']
 
 # %% ../nbs/10_metrics.ipynb #2274a8ba
 PREDICTIONS_FORMAT = 'freetickets_nb.predictions/1'
@@ -223,33 +224,61 @@ def reliability(probs:Tensor, labels:Tensor, n_bins:int=15, variant:str='standar
     return df
 
 # %% ../nbs/10_metrics.ipynb #241bc0fe
+GAP_FACE, COUNT_FACE = (1, 1, 1, 0.45), '0.85' # gap: lightens the bar under it; counts: pale
+
+def _reliability_panel(top, bot, t:pd.DataFrame, name:str, color):
+    "One panel: accuracy and gap bars above, the fraction of examples per bin below"
+    w, ne = t.hi - t.lo, t['count'] > 0
+    top.bar(t.lo[ne], t.acc[ne], width=w[ne], align='edge', edgecolor='k', lw=.5, color=color)
+    top.bar(t.lo[ne], -t.gap[ne], bottom=t.conf[ne], width=w[ne], align='edge', lw=0,
+            facecolor=GAP_FACE, hatch='////', edgecolor='0.2') # visible on dark bars too
+    top.plot([0, 1], [0, 1], 'k--', lw=1)
+    e = (t['count'] * t.gap.abs()).sum() / t['count'].sum()
+    top.set_title(f"{name + chr(10) if name else ''}ECE {e:.4f}", fontsize=8)
+    bot.bar(t.lo, t['count'] / t['count'].sum(), width=w, align='edge', color=COUNT_FACE,
+            edgecolor='0.3', lw=.5)
+    top.set_xlim(0, 1); top.set_ylim(0, 1); bot.set_ylim(0, 1)
+
+def _reliability_legend(fig):
+    "The figure's legend, below the panels: every mark that the panels draw"
+    P = matplotlib.patches.Patch
+    handles = [P(facecolor='white', edgecolor='k', label='accuracy in the bin (bar colour: method)'),
+               P(facecolor=GAP_FACE, hatch='////', edgecolor='0.2', lw=0,
+                 label='gap to the mean confidence'),
+               matplotlib.lines.Line2D([], [], color='k', ls='--', lw=1, label='perfect calibration'),
+               P(facecolor=COUNT_FACE, edgecolor='0.3', lw=.5,
+                 label='fraction of examples in the bin (lower plots)')]
+    fig.legend(handles=handles, loc='outside lower center', ncols=2, fontsize=7, frameon=False)
+
+# %% ../nbs/10_metrics.ipynb #241bc0fe1
 def plot_reliability(
-    probs:Tensor|dict, # [N, C] probabilities, or a dict name → [N, C] for side-by-side panels
+    probs:Tensor|dict, # [N, C] probabilities, or a dict name → [N, C], one panel each
                      labels:Tensor, # [N]
-                     n_bins:int=15, variant:str='standard', size:float=3.)->tuple:
-    "`(fig, table)`: reliability diagrams with shared axes and their bin tables (`name`: the panel)"
+                     n_bins:int=15, variant:str='standard', size:float=3.,
+                     ncols:int=4, # panels per row of the grid
+                    )->tuple:
+    "`(fig, table)`: reliability diagrams on a grid with shared axes, and their bin tables"
     panels = probs if isinstance(probs, dict) else {'': probs}
-    fig, axs = new_fig(size, size * 0.55, ncols=len(panels), nrows=2, sharex=True, sharey='row',
-                       gridspec_kw=dict(height_ratios=[3, 1]))
-    axs, tabs = np.asarray(axs).reshape(2, -1), []
+    n = len(panels); nc = min(ncols, n); nr = -(-n // nc)
+    set_theme()
+    fig = plt.figure(figsize=(size * nc, size * 0.85 * nr + 0.5), dpi=100, layout='constrained')
+    gs = fig.add_gridspec(2 * nr, nc, height_ratios=[3, 1] * nr)
+    tabs, top0 = [], None
     for j, (name, p) in enumerate(panels.items()):
+        r, c = divmod(j, nc)
+        top = fig.add_subplot(gs[2 * r, c], sharex=top0, sharey=top0)
+        bot = fig.add_subplot(gs[2 * r + 1, c], sharex=top)
+        top0 = top0 or top
         t = reliability(p, labels, n_bins, variant)
-        w, ne, top, bot = t.hi - t.lo, t['count'] > 0, axs[0, j], axs[1, j]
-        top.bar(t.lo[ne], t.acc[ne], width=w[ne], align='edge', edgecolor='k', lw=.5,
-                label='accuracy')
-        top.bar(t.lo[ne], -t.gap[ne], bottom=t.conf[ne], width=w[ne], align='edge',
-                color='tab:red', alpha=.3, label='gap')
-        top.plot([0, 1], [0, 1], 'k--', lw=1)
-        e = (t['count'] * t.gap.abs()).sum() / t['count'].sum()
-        top.set_title(f"{name + ': ' if name else ''}ECE {e:.4f} (K={len(t)}, N={t.attrs['n']})",
-                      fontsize=8)
-        bot.bar(t.lo, t['count'] / t['count'].sum(), width=w, align='edge', color='tab:gray')
-        top.set_xlim(0, 1); top.set_ylim(0, 1); bot.set_xlabel('confidence')
+        known = method_of(name) in METHOD_COLORS # a method's colour; other panels: the first colour
+        _reliability_panel(top, bot, t, name, method_color(name) if known else 'C0')
+        top.tick_params(labelbottom=False)
+        if c == 0: top.set_ylabel('accuracy'); bot.set_ylabel('fraction')
+        else: top.tick_params(labelleft=False); bot.tick_params(labelleft=False)
+        bot.set_xlabel('confidence')
         tabs.append(t.assign(name=name))
-    axs[0, 0].set_ylabel('accuracy')
-    axs[1, 0].set_ylabel('fraction')
-    axs[0, 0].legend(loc='upper left', fontsize=7)
-    fig.tight_layout()
+    fig.suptitle(f"{tabs[0].attrs['n_bins']} bins, {tabs[0].attrs['n']} test examples", fontsize=8)
+    _reliability_legend(fig)
     return fig, pd.concat(tabs, ignore_index=True)
 
 # %% ../nbs/10_metrics.ipynb #1910912b

@@ -347,6 +347,8 @@ class StudyOptions(Config):
     deterministic:bool=False # deterministic CUDA kernels (slower; CPU runs always are)
     # processes decoding a streamed dataset's images (none: min(8, cores per rank − 1))
     workers:int|None=cfg_field(None, ge=0)
+    # intra-op CPU threads (none: $FREETICKETS_THREADS, $OMP_NUM_THREADS, else 1; 0: all cores)
+    threads:int|None=cfg_field(None, ge=0)
 
 def study_parser()->argparse.ArgumentParser:
     "`ft-study`'s parser: flags of `StudyConfig`, recipe fields of `TrainConfig`, `StudyOptions`"

@@ -4,15 +4,19 @@
 
 # %% ../nbs/00a_plots.ipynb #ea214a93
 from __future__ import annotations
+import re, zlib
 from pathlib import Path
+from typing import Mapping, Sequence
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from .core import atomic_write, ensure_dir
 
 # %% auto #0
-__all__ = ['FIGSIZE', 'DPI', 'set_theme', 'new_fig', 'heatmap', 'curves', 'save_fig']
+__all__ = ['FIGSIZE', 'DPI', 'METHOD_COLORS', 'EXTRA_COLORS', 'set_theme', 'new_fig', 'method_of', 'method_color', 'heatmap',
+           'curves', 'matrix_grid', 'overlapping', 'label_points', 'save_fig']
 
 # %% ../nbs/00a_plots.ipynb #a4337495
 FIGSIZE = (4, 3)
@@ -29,13 +33,32 @@ def new_fig(w:float=FIGSIZE[0], h:float=FIGSIZE[1], ncols:int=1, nrows:int=1, **
     return plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows), dpi=DPI,
                         squeeze=ncols * nrows == 1, **kw)
 
+# %% ../nbs/00a_plots.ipynb #c0a10002
+METHOD_COLORS = {
+    'dense': '#000000', 'dense-ensemble': '#949494', 'static-ensemble': '#ca9161',
+    'dst-ensemble': '#0173b2', 'edst-ensemble': '#de8f05', 'pf-ensemble': '#cc78bc',
+    'ltr-ensemble': '#56b4e9', 'lottery-ticket': '#029e73', 'lottery-pools': '#d55e00',
+    'lt': '#029e73', 'lp-interpolation': '#d55e00', 'lp-average': '#fbafe4', 'swa': '#6a3d9a',
+    'ema-incoming': '#b8a200', 'ema-textbook': '#005f56'}
+EXTRA_COLORS = ('#1f78b4', '#e31a1c', '#33a02c', '#ff7f00', '#a6761d', '#e7298a', '#666666')
+
+def method_of(label:str)->str:
+    "The method a label names: the longest known method name it starts with, else its first word"
+    known = [m for m in METHOD_COLORS if label == m or label.startswith(m + ' ')]
+    return max(known, key=len) if known else str(label).split(' ')[0]
+
+def method_color(label:str)->str:
+    "The colour of the method that `label` names (a fixed colour from the name when unknown)"
+    m = method_of(label)
+    return METHOD_COLORS.get(m) or EXTRA_COLORS[zlib.crc32(m.encode()) % len(EXTRA_COLORS)]
+
 # %% ../nbs/00a_plots.ipynb #0ed83fa5
 def heatmap(df:pd.DataFrame, title:str='', fmt:str='.2f', cmap:str='viridis', ax=None, **kw):
     "Annotated seaborn heatmap of the matrix `df`; returns the axes"
     if ax is None: _, ax = new_fig(max(3, 0.6 * len(df.columns) + 1.5), max(2.5, 0.5 * len(df) + 1))
     sns.heatmap(df, annot=len(df) <= 12, fmt=fmt, cmap=cmap, square=True, ax=ax,
-                cbar_kws={'shrink': 0.8}, **kw)
-    ax.set_title(title)
+                cbar_kws={'shrink': 0.8}, annot_kws={'fontsize': 7 if len(df) <= 4 else 5.5}, **kw)
+    ax.set_title(title); ax.grid(False)
     return ax
 
 def curves(df:pd.DataFrame, x:str, y:str, hue:str|None=None, title:str='', ax=None, **kw):
@@ -44,6 +67,97 @@ def curves(df:pd.DataFrame, x:str, y:str, hue:str|None=None, title:str='', ax=No
     sns.lineplot(data=df, x=x, y=y, hue=hue, marker='o', ax=ax, **kw)
     ax.set_title(title)
     return ax
+
+# %% ../nbs/00a_plots.ipynb #c0a10005
+def _limits(panels:Mapping, diagonal:bool)->tuple:
+    "0 and the largest value shown in a row of matrices (1 when all are 0)"
+    vals = [df.to_numpy(float)[np.ones(df.shape, bool) if diagonal else ~np.eye(len(df), dtype=bool)]
+            for df in panels.values()]
+    hi = max((np.nanmax(v) for v in vals if v.size), default=1.0)
+    return 0.0, float(hi) if hi > 0 else 1.0
+
+def matrix_grid(rows:Mapping, # row name → {panel title → M × M DataFrame}: one colour scale per row
+                fmts:Mapping|None=None, # row name → annotation format (default '.3f')
+                limits:Mapping|None=None, # row name → (vmin, vmax) (default: 0 and the row's max)
+                labels:Mapping|None=None, # row name → colour bar label (default: the row name)
+                diagonal:bool=False, # draw the diagonal (default: blank)
+                cmap:str='viridis', size:float=2.2)->plt.Figure:
+    "Heatmaps, one row per quantity on one shared colour scale with one colour bar; the figure"
+    ncols = max(len(p) for p in rows.values())
+    fig, axs = new_fig(size, size * 0.9, ncols=ncols, nrows=len(rows), layout='constrained')
+    axs = np.asarray(axs).reshape(len(rows), ncols)
+    for i, (name, panels) in enumerate(rows.items()):
+        lo, hi = (limits or {}).get(name) or _limits(panels, diagonal)
+        fmt = (fmts or {}).get(name, '.3f')
+        for j, ax in enumerate(axs[i]):
+            if j >= len(panels): ax.axis('off'); continue
+            title, df = list(panels.items())[j]
+            sns.heatmap(df, annot=len(df) <= 12, fmt=fmt, cmap=cmap, vmin=lo, vmax=hi, cbar=False,
+                        mask=None if diagonal else np.eye(len(df), dtype=bool), square=True,
+                        ax=ax, annot_kws={'fontsize': 7})
+            ax.set_title(title, fontsize=8); ax.grid(False)
+            ax.set_xlabel('member (column)' if i == len(rows) - 1 else '')
+            ax.set_ylabel(f'{name}\nmember (row)' if j == 0 else '')
+        sm = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(lo, hi), cmap)
+        pct = matplotlib.ticker.PercentFormatter(1) if fmt.endswith('%') else None # as annotated
+        fig.colorbar(sm, ax=list(axs[i]), shrink=0.9, label=(labels or {}).get(name, name),
+                     format=pct)
+    return fig
+
+# %% ../nbs/00a_plots.ipynb #c0a10008
+_OFFSETS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (0, 1.6), (0, -1.6), (1.6, 0), (-1.6, 0))
+
+def _hits(a, b, pad:float=1.0)->bool:
+    "Whether two display boxes overlap (with `pad` pixels of air)"
+    return not (a.x1 + pad <= b.x0 or b.x1 + pad <= a.x0 or a.y1 + pad <= b.y0 or b.y1 + pad <= a.y0)
+
+def _text_box(t, r):
+    "The drawn box of a text (an annotation's text at its offset position, not its arrow)"
+    if isinstance(t, matplotlib.text.Annotation): t.update_positions(r)
+    return matplotlib.text.Text.get_window_extent(t, r)
+
+def overlapping(texts:Sequence, pad:float=0.0)->list:
+    "Index pairs `(i, j)` of texts whose drawn boxes overlap"
+    r = texts[0].figure.canvas.get_renderer() if texts else None
+    bs = [_text_box(t, r) for t in texts]
+    return [(i, j) for i in range(len(bs)) for j in range(i + 1, len(bs)) if _hits(bs[i], bs[j], pad)]
+
+# %% ../nbs/00a_plots.ipynb #c0a10009
+def _try(ax, xy, lab, d, k, kw):
+    dx, dy = d
+    ha, va = ('left' if dx > 0 else 'right' if dx < 0 else 'center',
+              'bottom' if dy > 0 else 'top' if dy < 0 else 'center')
+    arrow = dict(arrowstyle='-', lw=0.5, color='0.4', shrinkA=0, shrinkB=3) if k > 1 else None
+    return ax.annotate(lab, xy, xytext=(5 * k * dx, 5 * k * dy), textcoords='offset points',
+                       ha=ha, va=va, arrowprops=arrow, **kw)
+
+def label_points(ax, x:Sequence, y:Sequence, labels:Sequence, colors:Sequence|None=None,
+                 fontsize:float=7, rings:Sequence=(1, 2, 3.5, 5),
+                 **kw, # further `ax.annotate` arguments (weight, path_effects, …)
+                )->list:
+    "Annotate points with labels that avoid each other, the points and the axes' edges; the texts"
+    ax.figure.canvas.draw() # final axis limits and layout: the data → pixel mapping is settled
+    r, extra = ax.figure.canvas.get_renderer(), kw
+    pts, frame = ax.transData.transform(np.c_[x, y]), ax.get_window_extent(r)
+    marks = [matplotlib.transforms.Bbox.from_extents(px - 3, py - 3, px + 3, py + 3) for px, py in pts]
+    placed, texts = [], []
+    for i, lab in enumerate(labels):
+        kw = dict(fontsize=fontsize, color=colors[i] if colors is not None else 'k', **extra)
+        best = None
+        for k in rings:
+            for d in _OFFSETS:
+                t = _try(ax, (x[i], y[i]), lab, d, k, kw)
+                b = _text_box(t, r)
+                cost = (sum(_hits(b, p) for p in placed + marks)
+                        + 2 * (not frame.contains(b.x0, b.y0) or not frame.contains(b.x1, b.y1)))
+                if best is None or cost < best[0]:
+                    if best: best[1].remove()
+                    best = (cost, t)
+                else: t.remove()
+                if cost == 0: break
+            if best[0] == 0: break
+        placed.append(_text_box(best[1], r)); texts.append(best[1])
+    return texts
 
 # %% ../nbs/00a_plots.ipynb #371217ff
 def save_fig(fig, path, close:bool=True)->Path:

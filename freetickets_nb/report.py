@@ -7,22 +7,26 @@ from __future__ import annotations
 import json, platform
 from datetime import datetime, timezone
 from pathlib import Path
-import pandas as pd, torch
-from .core import get_device, atomic_write, md_table
+import numpy as np, pandas as pd, torch
+from .core import ConfigError, get_device, atomic_write, md_table
 from .safety import save_json
-from .plots import new_fig, save_fig
+from .plots import new_fig, save_fig, method_color, label_points
 from .train import ticket_model
 from .ensembles import load_manifest, load_members
 from .metrics import predict, plot_reliability
 from .function_space import load_trajectory, tsne_trajectories, plot_trajectories
 from .landscape import (landscape_batches, interpolate_path, barrier, plot_path,
-                                      plane, plot_plane)
-from .diversity import (disagreement_matrix, kl_matrix, mask_distance_matrix,
-                                      plot_matrices)
+                                      plane, plot_plane, ticket_distances)
+from .diversity import (disagreement_matrix, mask_distance_matrix, plot_matrices,
+                                      plot_diversity)
 from .plan import StudyConfig, study_methods, command_line
+from .edst import edst_epochs
+from .pf import pf_configs
+from .ltr import study_imp
 
 # %% auto #0
-__all__ = ['REPORT_COLUMNS', 'results_table', 'trajectories', 'write_report']
+__all__ = ['REPORT_COLUMNS', 'ONE_BASIN', 'DEMO_COLUMNS', 'results_table', 'trajectories', 'resolved_settings', 'settings_table',
+           'kept_times', 'write_report', 'demo_table', 'demo_section']
 
 # %% ../nbs/16b_report.ipynb #5566f5b5
 REPORT_COLUMNS = {'method': 'method', 'members': 'M', 'density': 'density', 'acc': 'acc',
@@ -34,7 +38,7 @@ REPORT_COLUMNS = {'method': 'method', 'members': 'M', 'density': 'density', 'acc
 def results_table(table:pd.DataFrame)->pd.DataFrame:
     "The report's table: main metrics, with member mean ± std of accuracy"
     t = table.copy()
-    t['member acc'] = [f"{a:.4f} ± {s:.4f}" if m > 1 else ''
+    t['member acc'] = [f"{a:.4f} ± {s:.4f}" if m > 1 else '–'
                        for a, s, m in zip(t.member_acc, t.member_acc_std.fillna(0), t.members)]
     return t[list(REPORT_COLUMNS)].rename(columns=REPORT_COLUMNS)
 
@@ -67,7 +71,41 @@ def trajectories(out:Path, row:str, data)->dict:
     return trajs
 
 # %% ../nbs/16b_report.ipynb #f6000008
-def _paths(out:Path, row:str, batches, dev, fd:Path)->tuple:
+ONE_BASIN = 0.01 # a test-loss barrier below this: the two endpoints lie in one basin
+
+def _pct(x:float)->str: return f"{100 * x:.1f} %"
+
+def _pairs(D:pd.DataFrame)->list:
+    "`(value, i, j)` of every member pair i < j of a pairwise matrix"
+    return [(float(D.iloc[i, j]), D.index[i], D.columns[j])
+            for i in range(len(D)) for j in range(i + 1, len(D))]
+
+def _path_sentence(rows:list, D:pd.DataFrame)->str:
+    "The pair with the lowest loss barrier and its disagreement; the highest barrier"
+    lo, hi = (f(rows, key=lambda r: r['barrier_test_loss']) for f in (min, max))
+    d = lambda r: _pct(D.loc[tuple(int(k) for k in r['pair'].split('–'))])
+    if hi['barrier_test_loss'] < ONE_BASIN: # every pair: one basin
+        r = min(rows, key=lambda r: D.loc[tuple(int(k) for k in r['pair'].split('–'))])
+        return (f"No pair has a test-loss barrier above {ONE_BASIN:g} (highest "
+                f"{hi['barrier_test_loss']:.3f}): the members lie in one basin; members "
+                f"{r['pair'].replace('–', ' and ')} disagree on {d(r)} of test images.")
+    s = (f"Members {lo['pair'].replace('–', ' and ')} disagree on {d(lo)} of test images and "
+         f"their test-loss barrier is {lo['barrier_test_loss']:.3f}")
+    s += ': they lie in one basin.' if lo['barrier_test_loss'] < ONE_BASIN else '.'
+    top = f" Highest barrier: members {hi['pair']} ({hi['barrier_test_loss']:.3f})."
+    return s + (top if len(rows) > 1 else '')
+
+def _plane_sentence(pl:pd.DataFrame)->str:
+    "The tickets' distances in weight space; which pair is much closer than the others"
+    d = ticket_distances(pl[pl.kind == 'ticket'][['a', 'b']].values)
+    s = 'Distances in weight space: ' + ', '.join(f"{i}–{j} {v:.3g}" for (i, j), v in d.items())
+    (i, j), near = min(d.items(), key=lambda kv: kv[1])
+    far = max(d.values())
+    if far >= 5 * near: s += f"; tickets {i} and {j} are {far / near:.0f}× closer to each other"
+    return s + '.'
+
+# %% ../nbs/16b_report.ipynb #f6000026
+def _paths(out:Path, row:str, batches, dev, fd:Path, D:pd.DataFrame)->tuple:
     "Linear paths between every two members of `row`; the plane through three tickets of one run"
     mem, figs = load_members(out/row/'manifest.json', device=dev), {}
     if len(mem) < 2: return [], figs
@@ -78,58 +116,94 @@ def _paths(out:Path, row:str, batches, dev, fd:Path)->tuple:
     rows = [dict(method=row, pair=k, barrier_test_loss=barrier(df, 'test_loss'),
                  barrier_test_err=barrier(df, 'test_err')) for k, df in paths.items()]
     name = f'{row}: linear interpolation between members (union of masks, BN recomputed)'
-    figs[name] = save_fig(plot_path(paths, size=2.6), fd/f'interpolation_{row}.png')
+    fig = plot_path(paths, size=2.6, color=method_color(row))
+    figs[name] = (save_fig(fig, fd/f'interpolation_{row}.png'), _path_sentence(rows, D))
     if _one_run(load_manifest(out/row/'manifest.json')):
         pl = plane(mem[0][0], states[:3], [k for _, k in mem[:3]], mask_policy='union',
                    data=batches, n=11, names=('ticket 1', 'ticket 2', 'ticket 3'))
         name = f'{row}: the plane through three tickets of one run (test error and loss)'
-        figs[name] = save_fig(plot_plane(pl, size=2.6), fd/f'plane_{row}.png')
+        figs[name] = (save_fig(plot_plane(pl, size=2.6), fd/f'plane_{row}.png'),
+                      _plane_sentence(pl))
     return rows, figs
 
-def _analysis_figures(out:Path, rows:list, data, fd:Path)->dict:
+def _tsne_sentence(trajs:dict)->str:
+    pts, imgs = sum(len(v['probs']) for v in trajs.values()), len(next(iter(trajs.values()))['idx'])
+    return (f"{len(trajs)} members, {pts} recorded predictions of the same {imgs} test images in "
+            "all; ○ marks where a member starts, ★ its ticket.")
+
+def _analysis_figures(out:Path, rows:list, preds:dict, data, fd:Path)->dict:
     "Interpolation paths and barriers, planes, and the t-SNE of the trajectories of `rows`"
     figs, barriers = {}, []
     if not rows: return figs
     dev = get_device()
     batches = landscape_batches(data, n_train=1000, n_test=2000, bn_batches=8, seed=0, device=dev)
     for r in rows:
-        b, f = _paths(out, r, batches, dev, fd)
+        b, f = _paths(out, r, batches, dev, fd, disagreement_matrix(preds[r].probs))
         barriers += b; figs.update(f)
     if barriers: atomic_write(out/'barriers.csv', pd.DataFrame(barriers).to_csv(index=False))
     trajs = {k: v for r in rows for k, v in trajectories(out, r, data).items()}
     if sum(len(v['probs']) for v in trajs.values()) >= 4:
         name = "Function space: t-SNE of the members' predictions during training (★ tickets)"
-        figs[name] = save_fig(plot_trajectories(tsne_trajectories(trajs), size=2.8), fd/'tsne.png')
+        fig = plot_trajectories(tsne_trajectories(trajs), size=2.8)
+        figs[name] = (save_fig(fig, fd/'tsne.png'), _tsne_sentence(trajs))
     return figs
 
 # %% ../nbs/16b_report.ipynb #f6000009
-def _figures(out:Path, cfg:StudyConfig, table:pd.DataFrame, preds:dict, data)->dict:
-    "Draw the report's figures into `out/figures`; returns name → path relative to `out`"
-    fd, figs, labels = out/'figures', {}, next(iter(preds.values())).labels
-    fig, _ = plot_reliability({m: p.ensemble for m, p in preds.items()}, labels, size=2.4)
-    figs['Reliability diagrams (ensemble predictions)'] = save_fig(fig, fd/'reliability.png')
-    multi = {m: p for m, p in preds.items() if p.members > 1}
-    for m, p in multi.items():
-        mats = {f'{m}: disagreement': disagreement_matrix(p.probs), f'{m}: KL': kl_matrix(p.probs)}
-        figs[f'{m}: pairwise disagreement and KL'] = save_fig(plot_matrices(mats, size=2.4),
-                                                              fd/f'diversity_{m}.png')
-    masks = {m: [k for _, k in load_members(out/m/'manifest.json', device='cpu')] for m in multi}
-    if sparse := {m: ks for m, ks in masks.items() if all(k is not None for k in ks)}:
-        ious = {f'{m}: mask IoU': mask_distance_matrix(ks, 'iou') for m, ks in sparse.items()}
-        fig = plot_matrices(ious, vmin=0, vmax=1, size=2.4)
-        figs['Mask overlap (IoU) between members'] = save_fig(fig, fd/'mask_overlap.png')
+def _diversity_sentence(mats:dict)->str:
+    "The most diverse ensemble (mean disagreement) and the most alike pair of members"
+    mean = {m: np.mean([v for v, _, _ in _pairs(D)]) for m, D in mats.items()}
+    top = max(mean, key=mean.get)
+    d, i, j, m = min((p + (m,) for m, D in mats.items() for p in _pairs(D)), key=lambda t: t[0])
+    return (f"Most diverse: {top} (members disagree on {_pct(mean[top])} of test images on "
+            f"average). Most alike: {m} members {i} and {j} ({_pct(d)}).")
+
+def _flops_figure(table:pd.DataFrame, fd:Path)->tuple:
+    "Accuracy against training FLOPs, one colour per method, labels that never overlap"
     fig, ax = new_fig(4, 3)
-    for _, r in table.iterrows():
-        ax.scatter(r.train_flops_x_dense, r.acc, s=30)
-        ax.annotate(r.method, (r.train_flops_x_dense, r.acc), fontsize=7, xytext=(3, 3),
-                    textcoords='offset points')
+    colors = [method_color(m) for m in table.method]
+    ax.scatter(table.train_flops_x_dense, table.acc, s=30, c=colors, zorder=3)
     ax.set(xlabel='training FLOPs (× one dense run)', ylabel='test accuracy',
            title='accuracy vs training cost')
-    figs['Accuracy vs training FLOPs'] = save_fig(fig, fd/'acc_vs_flops.png')
+    ax.margins(0.25); fig.tight_layout()
+    label_points(ax, table.train_flops_x_dense.values, table.acc.values, list(table.method), colors)
+    best, cheap = table.loc[table.acc.idxmax()], table.loc[table.train_flops_x_dense.idxmin()]
+    s = (f"Most accurate: {best.method} (acc {best.acc:.4f}, {best.train_flops_x_dense:.2f}× the "
+         f"training FLOPs of one dense run); cheapest: {cheap.method} "
+         f"({cheap.train_flops_x_dense:.2f}×, acc {cheap.acc:.4f}).")
+    return save_fig(fig, fd/'acc_vs_flops.png'), s
+
+def _table_figures(out:Path, table:pd.DataFrame, preds:dict, fd:Path)->dict:
+    "Reliability diagrams, disagreement and KL, mask overlap, accuracy vs training FLOPs"
+    figs, labels = {}, next(iter(preds.values())).labels
+    fig, _ = plot_reliability({m: p.ensemble for m, p in preds.items()}, labels, size=2.4)
+    lo, hi = table.loc[table.ece.idxmin()], table.loc[table.ece.idxmax()]
+    figs['Reliability diagrams (ensemble predictions)'] = (save_fig(fig, fd/'reliability.png'),
+        f"Best calibrated: {lo.method} (ECE {lo.ece:.4f}); least: {hi.method} (ECE {hi.ece:.4f}).")
+    multi = {m: p for m, p in preds.items() if p.members > 1}
+    if multi:
+        fig = plot_diversity({m: p.probs for m, p in multi.items()}, size=2.2)
+        mats = {m: disagreement_matrix(p.probs) for m, p in multi.items()}
+        figs['Disagreement and KL(row ‖ column) between members, one colour scale per row'] = (
+            save_fig(fig, fd/'diversity.png'), _diversity_sentence(mats))
+    masks = {m: [k for _, k in load_members(out/m/'manifest.json', device='cpu')] for m in multi}
+    if sparse := {m: ks for m, ks in masks.items() if all(k is not None for k in ks)}:
+        ious = {m: mask_distance_matrix(ks, 'iou') for m, ks in sparse.items()}
+        fig = plot_matrices(ious, vmin=0, vmax=1, size=2.2, name='mask IoU')
+        v = [x for D in ious.values() for x, _, _ in _pairs(D)]
+        share = f"{min(v):.2f}" + (f" to {max(v):.2f}" if max(v) > min(v) else '')
+        figs['Mask overlap (IoU) between members'] = (save_fig(fig, fd/'mask_overlap.png'),
+            f"Masks of two members share {share} of their weights (IoU).")
+    figs['Accuracy vs training FLOPs'] = _flops_figure(table, fd)
+    return figs
+
+def _figures(out:Path, cfg:StudyConfig, table:pd.DataFrame, preds:dict, data)->dict:
+    "Draw the report's figures into `out/figures`: name → (path relative to `out`, a sentence)"
+    fd = out/'figures'
+    figs = _table_figures(out, table, preds, fd)
     recorded = [r for m in study_methods(cfg, out) if m.trajectories
                 for r in m.row_names() if r in preds]
-    figs.update(_analysis_figures(out, recorded, data, fd))
-    return {k: str(v.relative_to(out)) for k, v in figs.items()}
+    figs.update(_analysis_figures(out, recorded, preds, data, fd))
+    return {k: (str(p.relative_to(out)), s) for k, (p, s) in figs.items()}
 
 # %% ../nbs/16b_report.ipynb #f6000011
 def _notes(cfg:StudyConfig, table:pd.DataFrame)->str:
@@ -153,28 +227,110 @@ def _head(cfg:StudyConfig, table:pd.DataFrame, data)->list:
             "UTC.", '', '## Results', '', md_table(results_table(table), floatfmt='.4f'), '',
             _notes(cfg, table), '']
 
+# %% ../nbs/16b_report.ipynb #f6000031
+def resolved_settings(cfg:StudyConfig)->dict:
+    "Setting → the value the runs used, for the settings left at their 'derived' default"
+    train, ens, r = cfg.train_config(), cfg.ensemble_config(), {}
+    try: E, t_ex = edst_epochs(ens, train)
+    except ConfigError: E = t_ex = None # no valid EDST schedule: no EDST row either
+    derived = dict(edst_epochs=lambda: E, edst_explore_epochs=lambda: t_ex,
+                   pf_epochs=lambda: pf_configs(train, ens)[0].epochs,
+                   imp_levels=lambda: study_imp(train, ens)[0].levels,
+                   explore_growth=lambda: cfg.growth)
+    for k, f in derived.items():
+        if not getattr(cfg, k) and f() is not None: r[k] = f()
+    return r
+
+def settings_table(cfg:StudyConfig)->pd.DataFrame:
+    "The report's settings: given values, and derived ones marked with how they were derived"
+    res = resolved_settings(cfg)
+    return pd.DataFrame([dict(setting=k, value=f"{res[k]} (derived)" if k in res else str(v))
+                         for k, v in cfg.to_dict().items()])
+
+# %% ../nbs/16b_report.ipynb #f6000034
+def _finished_before(cfg:StudyConfig, out:Path, row:str, t:float)->bool:
+    "Whether every run of `row` finished (its `metrics.json`) before time `t`"
+    runs = [r for m in study_methods(cfg, out) if row in m.row_names() for r in m.runs()]
+    files = [Path(r.folder)/'metrics.json' for r in runs]
+    return bool(files) and all(f.exists() and f.stat().st_mtime < t for f in files)
+
+def kept_times(out:Path, cfg:StudyConfig, timings:dict)->tuple:
+    "`(seconds, reused)`: each row's seconds from the run that trained it; the reused rows"
+    prev = Path(out)/'results.json'
+    if not prev.exists(): return dict(timings), []
+    old, t = json.loads(prev.read_text()).get('seconds') or {}, prev.stat().st_mtime
+    reused = [k for k in timings if k in old and _finished_before(cfg, Path(out), k, t)]
+    return {k: old[k] if k in reused else v for k, v in timings.items()}, reused
+
 # %% ../nbs/16b_report.ipynb #f6000015
+def _tail(cfg:StudyConfig, seconds:dict, reused:list, env:dict)->list:
+    "Settings, the command that reproduces the study, and the time of each row"
+    times = pd.DataFrame([dict(method=k, seconds=round(v, 1),
+                               note='reused (time of the run that trained it)' if k in reused
+                               else '') for k, v in seconds.items()])
+    return ['## Settings', '', md_table(settings_table(cfg)), '', '## Reproduce', '', '```sh',
+            command_line(cfg), '```', '', 'Running the command again reuses every finished run; '
+            '`ft-eval <method>/manifest.json` re-evaluates one ensemble.', '', '## Time', '',
+            md_table(times), '', f"torch {env['torch']}, Python {env['python']}, "
+            f"{env['machine']}, device {env['device']}."]
+
 def write_report(out:Path, cfg:StudyConfig, table:pd.DataFrame, preds:dict, data,
                  timings:dict)->Path:
     "Write `results.csv`, `results.json`, the figures and `report.md` into `out`"
+    seconds, reused = kept_times(out, cfg, timings)
     atomic_write(out/'results.csv', table.to_csv(index=False))
     env = dict(torch=torch.__version__, python=platform.python_version(),
                machine=platform.machine(), device=str(get_device()))
     results = json.loads(table.to_json(orient='records'))
-    save_json(dict(config=cfg.to_dict(), results=results, seconds=timings, environment=env),
-              out/'results.json')
+    save_json(dict(config=cfg.to_dict(), results=results, seconds=seconds, reused=reused,
+                   environment=env), out/'results.json')
     figs = _figures(out, cfg, table, preds, data)
     lines = _head(cfg, table, data) + ['## Figures', '']
-    lines += [f"**{k}**\n\n![{k}]({v})\n" for k, v in figs.items()]
+    lines += [f"**{k}**\n\n![{k}]({v})\n\n{s}\n" for k, (v, s) in figs.items()]
     if (out/'barriers.csv').exists():
         lines += ['Loss barriers along the linear paths (max excess test loss over the straight '
                   'line between the endpoints; `barriers.csv`):', '',
                   md_table(pd.read_csv(out/'barriers.csv'), floatfmt='.4f'), '']
-    settings = pd.DataFrame([dict(setting=k, value=str(v)) for k, v in cfg.to_dict().items()])
-    times = pd.DataFrame([dict(method=k, seconds=round(v, 1)) for k, v in timings.items()])
-    lines += ['## Settings', '', md_table(settings), '', '## Reproduce', '', '```sh',
-              command_line(cfg), '```', '', 'Running the command again reuses every finished run; '
-              '`ft-eval <method>/manifest.json` re-evaluates one ensemble.', '', '## Time', '',
-              md_table(times), '', f"torch {env['torch']}, Python {env['python']}, "
-              f"{env['machine']}, device {env['device']}."]
+    lines += _tail(cfg, seconds, reused, env)
     return atomic_write(out/'report.md', '\n'.join(lines) + '\n')
+
+# %% ../nbs/16b_report.ipynb #f6000041
+DEMO_COLUMNS = {'method': ('method', ''), 'members': ('M', 'd'), 'density': ('density', '.2f'),
+                'acc': ('acc', '.4f'), 'nll': ('NLL', '.4f'), 'ece': ('ECE', '.4f'),
+                'ood_auroc': ('OoD AUROC', '.3f'), 'corruption_acc': ('corr. acc', '.3f'),
+                'disagreement': ('disagr.', '.3f'),
+                'train_flops_x_dense': ('train FLOPs ×', '.2f')}
+
+def _cell(v, fmt:str)->str:
+    if v is None or (isinstance(v, float) and v != v): return '–'
+    return format(v, fmt) if fmt else str(v)
+
+def demo_table(rows:list)->str:
+    "README's demo table from a study's result rows (`results.json`'s `results`)"
+    df = pd.DataFrame([{name: _cell(r.get(k), f) for k, (name, f) in DEMO_COLUMNS.items()}
+                       for r in rows])
+    return md_table(df)
+
+def _pool_sentence(rows:dict)->str:
+    "The Lottery Pool against its ticket, metric by metric, with the direction that is better"
+    lt, lp = rows['lottery-ticket'], rows['lottery-pools']
+    word = lambda better: 'better' if better else 'worse' if better is False else 'equal'
+    parts = [f"{name} {lt[k]:.4f} → {lp[k]:.4f} "
+             f"({word(None if lp[k] == lt[k] else (lp[k] > lt[k]) == up)})"
+             for k, name, up in (('acc', 'accuracy', True), ('nll', 'NLL', False),
+                                 ('ece', 'ECE', False))]
+    return 'The Lottery Pool against its lottery ticket: ' + ', '.join(parts) + '.'
+
+def demo_section(res:dict)->str:
+    "README's demo section from `bench/results/demo.json`: setting, wall time, table, pool"
+    c, d, m = res['config'], res['data'], res['machine']
+    head = (f"`{res['command']}` on the bundled {c['dataset']} ({d['train']:,} training / "
+            f"{d['val']:,} validation / {d['test']:,} test images), model `{c['model']}`, "
+            f"M = {c['members']}, density {c['density']}, {c['epochs']} epochs per member; "
+            f"{res['wall_seconds']:.0f} s of wall time on a {m['cores']}-core CPU "
+            f"({m['cpu']}, load average {m['load_average'][0]:g} when it started, "
+            f"{res['threads']} thread per process). The table (all values measured on the test "
+            "set; FLOPs relative to one dense run):")
+    parts, rows = [head, demo_table(res['results'])], {r['method']: r for r in res['results']}
+    if {'lottery-ticket', 'lottery-pools'} <= set(rows): parts.append(_pool_sentence(rows))
+    return '\n\n'.join(parts)

@@ -8,7 +8,7 @@ import argparse, sys, time
 from pathlib import Path
 import pandas as pd
 from .core import (ConfigError, OneLineParser, cli_errors, deterministic_from_env,
-                                 get_device, set_deterministic)
+                                 get_device, set_cpu_threads, set_deterministic)
 from .safety import graceful_stop, raise_if_stopped
 from .data import get_dataset
 from .train import TrainConfig, check_data_root, default_workers
@@ -87,7 +87,7 @@ def main(argv=None):
     if opts.resume and opts.force:
         raise ConfigError("--resume and --force contradict each other: --resume continues the "
                           "saved study, --force replaces it")
-    get_device(opts.device)
+    get_device(opts.device); set_cpu_threads(opts.threads, opts.device)
     if opts.deterministic or deterministic_from_env(): set_deterministic()
     out = Path(opts.out or Path('runs')/cfg.preset)
     table = run_study(cfg, out, device=opts.device, data_root=opts.data_root, resume=opts.resume,

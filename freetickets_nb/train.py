@@ -19,7 +19,7 @@ from .core import (
     PURPOSES, Config, ConfigError, CheckpointError, DataError, Interrupted, Registry, TrainingError,
     atomic_save, atomic_write, cfg_field, cli_errors, config_diff, config_parser, config_signature,
     derive_seed, deterministic_from_env, ensure_dir, get_device, load_saved, make_generator,
-    make_generators, rule, run_dir, set_deterministic, split_kwargs)
+    make_generators, rule, run_dir, set_cpu_threads, set_deterministic, split_kwargs)
 from .masks import Masks, distributions
 from .dst import (
     DST_PRESETS, SparseController, dst_config, growths, prune_rate_schedules)
@@ -817,6 +817,8 @@ class TrainOptions(Config):
     deterministic:bool=False # deterministic CUDA kernels (CPU runs always are)
     # processes decoding a streamed dataset's images (none: min(8, cores per rank − 1))
     workers:int|None=cfg_field(None, ge=0)
+    # intra-op CPU threads (none: $FREETICKETS_THREADS, $OMP_NUM_THREADS, else 1; 0: all cores)
+    threads:int|None=cfg_field(None, ge=0)
 
 def default_workers()->int:
     "`DataLoader` workers per process: the CPU cores of this process's share minus one, at most 8"
@@ -839,6 +841,7 @@ def main(**kw):
         base.update(reference_train(given.get('dataset', base.get('dataset', TrainConfig.dataset))))
     cfg = TrainConfig(**{**base, **given}).check_names()
     check_data_root(opts.data_root, opts.download); get_device(opts.device)
+    set_cpu_threads(opts.threads, opts.device)
     w = default_workers() if opts.workers is None else opts.workers
     data = None if opts.download else get_dataset( # checked before any file is written
         cfg.dataset, root=opts.data_root, workers=w, **cfg.data_kwargs())

@@ -58,3 +58,15 @@ def test_old_flag_spellings_are_hidden_aliases():
     assert vars(old) == vars(new)
     assert config_kwargs(new, TrainConfig) == dict(batch_size=32, update_frequency=10, dst_preset='reference_cifar', wd_on_norm_and_bias=False)
     assert '--batch_size' not in p.format_help() and '--preset' not in p.format_help()
+
+
+def test_bad_thread_settings_are_one_line_and_exit_2(tmp_path):
+    "--threads below 0, or a $FREETICKETS_THREADS that is not a number: one line, exit 2, nothing written"
+    r = run(str(BIN/'ft-train'), '--tiny', '--threads', '-1', '--out', str(tmp_path))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert 'threads' in r.stderr and 'Traceback' not in r.stderr
+    bad = subprocess.run([str(BIN/'ft-study'), '--preset', 'demo', '--out', str(tmp_path/'s')], capture_output=True,
+                         text=True, timeout=300, env={**ENV, 'FREETICKETS_THREADS': 'two'})
+    assert bad.returncode == 2 and bad.stderr.strip().startswith('error: FREETICKETS_THREADS must be a whole number')
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())
