@@ -11,10 +11,10 @@ import torch.distributed as dist
 from .core import TrainingError, ConfigError, get_device
 
 # %% auto #0
-__all__ = ['DistEnv', 'is_dist', 'setup_dist', 'cleanup_dist', 'get_rank', 'get_world_size', 'is_main', 'barrier', 'rank0_first',
-           'all_reduce_sum_', 'gather_objects', 'broadcast_tensors', 'mask_checksum', 'MaskSyncError',
-           'check_masks_in_sync', 'sync_masks', 'shard_indices', 'gather_by_index', 'average_bn_stats',
-           'broadcast_bn_stats']
+__all__ = ['DistEnv', 'is_dist', 'setup_dist', 'cleanup_dist', 'current_group', 'use_group', 'rank_groups', 'get_rank',
+           'get_world_size', 'is_main', 'barrier', 'rank0_first', 'all_reduce_sum_', 'gather_objects',
+           'broadcast_tensors', 'mask_checksum', 'MaskSyncError', 'check_masks_in_sync', 'sync_masks', 'shard_indices',
+           'gather_by_index', 'average_bn_stats', 'broadcast_bn_stats']
 
 # %% ../nbs/04b_distributed.ipynb #e1ba0ac3
 @dataclass(frozen=True)
@@ -53,13 +53,38 @@ def cleanup_dist():
     "Leave the process group (no-op without one)"
     if is_dist(): dist.destroy_process_group()
 
+# %% ../nbs/04b_distributed.ipynb #4b100002
+_GROUP = None # the process group of this module's collectives (None: all ranks)
+
+def current_group():
+    "The process group that collectives use now (None: the default group of all ranks)"
+    return _GROUP
+
+@contextlib.contextmanager
+def use_group(group): # a process group from `rank_groups` (None: all ranks)
+    "Run the block with `group` as the process group of every collective of this module"
+    global _GROUP
+    old, _GROUP = _GROUP, group
+    try: yield group
+    finally: _GROUP = old
+
+def rank_groups(size:int)->tuple:
+    "`(group, index, count)`: this rank's group of `size` consecutive ranks, its index, the number"
+    world, rank = (dist.get_world_size(), dist.get_rank()) if is_dist() else (1, 0)
+    if size < 1 or world % size:
+        raise ConfigError(f"groups of {size} ranks do not divide the {world} ranks: use a divisor "
+                          f"of {world} (1: one run per rank, {world}: all ranks on every run)")
+    if size == world: return None, 0, 1
+    groups = [dist.new_group(list(range(i, i + size))) for i in range(0, world, size)]
+    return groups[rank // size], rank // size, world // size
+
 # %% ../nbs/04b_distributed.ipynb #33b57cee
-def get_rank()->int: return dist.get_rank() if is_dist() else 0
-def get_world_size()->int: return dist.get_world_size() if is_dist() else 1
+def get_rank()->int: return dist.get_rank(current_group()) if is_dist() else 0
+def get_world_size()->int: return dist.get_world_size(current_group()) if is_dist() else 1
 def is_main()->bool: return get_rank() == 0
 def barrier():
-    "Wait for all ranks (no-op without a process group)"
-    if is_dist(): dist.barrier()
+    "Wait for all ranks of the current group (no-op without a process group)"
+    if is_dist(): dist.barrier(group=current_group())
 
 @contextlib.contextmanager
 def rank0_first():
@@ -72,26 +97,28 @@ def rank0_first():
 # %% ../nbs/04b_distributed.ipynb #e5021048
 def all_reduce_sum_(t:torch.Tensor)->torch.Tensor:
     "Sum `t` over all ranks in place and return it (unchanged without a process group)"
-    if is_dist(): dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    if is_dist(): dist.all_reduce(t, op=dist.ReduceOp.SUM, group=current_group())
     return t
 
 def gather_objects(obj)->list:
     "A small picklable value from every rank, in rank order (`[obj]` without a process group)"
     if not is_dist(): return [obj]
     out = [None] * get_world_size()
-    dist.all_gather_object(out, obj)
+    dist.all_gather_object(out, obj, group=current_group())
     return out
 
 # %% ../nbs/04b_distributed.ipynb #1cfd1e03
 def broadcast_tensors(tensors, src:int=0):
-    "Broadcast tensors in place from rank `src` (bool tensors go through uint8)"
+    "Broadcast tensors in place from rank `src` of the current group (bool goes through uint8)"
     if not is_dist(): return
+    g = current_group()
+    src = src if g is None else dist.get_global_rank(g, src) # `broadcast` takes a global rank
     for t in tensors:
         if t.dtype == torch.bool:
             buf = t.to(torch.uint8)
-            dist.broadcast(buf, src)
+            dist.broadcast(buf, src, group=g)
             t.copy_(buf.bool())
-        else: dist.broadcast(t, src)
+        else: dist.broadcast(t, src, group=g)
 
 def mask_checksum(masks:dict)->torch.Tensor:
     "Per-layer `[active count, hashed-position sum]` of a name → bool mask dict, as int64 `[L, 2]`"
@@ -112,7 +139,7 @@ def check_masks_in_sync(masks:dict, where:str=''):
     if not is_dist() or get_world_size() == 1: return
     local = mask_checksum(masks).to(_comm_device())
     allc = [torch.empty_like(local) for _ in range(get_world_size())]
-    dist.all_gather(allc, local)
+    dist.all_gather(allc, local, group=current_group())
     names = sorted(masks)
     bad = {names[i] for c in allc[1:] for i in (c != allc[0]).any(1).nonzero().flatten().tolist()}
     if bad:
@@ -122,7 +149,7 @@ def check_masks_in_sync(masks:dict, where:str=''):
 
 def _comm_device():
     "The device of collective buffers: the current GPU under nccl, else the CPU"
-    nccl = is_dist() and dist.get_backend() == 'nccl'
+    nccl = is_dist() and dist.get_backend(current_group()) == 'nccl'
     return torch.device('cuda', torch.cuda.current_device()) if nccl else torch.device('cpu')
 
 # %% ../nbs/04b_distributed.ipynb #db5ea174
@@ -147,12 +174,14 @@ def gather_by_index(local:torch.Tensor, idx:torch.Tensor, n:int)->torch.Tensor:
     dev = _comm_device()
     k = torch.tensor([len(idx)], device=dev)
     ks = [torch.empty_like(k) for _ in range(get_world_size())]
-    dist.all_gather(ks, k)
+    g = current_group()
+    dist.all_gather(ks, k, group=g)
     kmax = int(max(x.item() for x in ks))
     pad = lambda t: torch.cat([t, t.new_zeros((kmax - len(t), *t.shape[1:]))]).to(dev)
     vals = [torch.empty((kmax, *local.shape[1:]), dtype=local.dtype, device=dev) for _ in ks]
     ids = [torch.empty(kmax, dtype=torch.int64, device=dev) for _ in ks]
-    dist.all_gather(vals, pad(local)); dist.all_gather(ids, pad(idx.to(torch.int64)))
+    dist.all_gather(vals, pad(local), group=g)
+    dist.all_gather(ids, pad(idx.to(torch.int64)), group=g)
     out = local.new_empty((n, *local.shape[1:]))
     for v, i, kk in zip(vals, ids, ks):
         out[i[:kk.item()].to(out.device)] = v[:kk.item()].to(out.device)
@@ -167,7 +196,7 @@ def average_bn_stats(model:torch.nn.Module):
     "Average BN running means and variances across ranks in place"
     if not is_dist() or get_world_size() == 1: return
     for b in _bn_buffers(model):
-        dist.all_reduce(b, op=dist.ReduceOp.SUM); b.div_(get_world_size())
+        dist.all_reduce(b, op=dist.ReduceOp.SUM, group=current_group()); b.div_(get_world_size())
 
 def broadcast_bn_stats(model:torch.nn.Module, src:int=0):
     "Copy rank `src`'s BN running statistics to every rank"

@@ -16,7 +16,8 @@ from .ensembles import (EnsembleConfig, member_dir, run_done, check_finished,
 from .methods import Run, Method, RunContext, register_method
 
 # %% auto #0
-__all__ = ['EDST_FIELDS', 'edst_schedule', 'edst_epochs', 'EDSTCallback', 'edst_config', 'edst_dir', 'EDSTRun', 'EDSTEnsemble']
+__all__ = ['EDST_FIELDS', 'edst_schedule', 'edst_epochs', 'imagenet_edst_schedule', 'edst_timeline', 'EDSTCallback',
+           'edst_config', 'edst_dir', 'EDSTRun', 'EDSTEnsemble']
 
 # %% ../nbs/07b_edst.ipynb #fbbb9164
 def edst_schedule(epochs:int=450, # total epochs E of the EDST run
@@ -43,11 +44,41 @@ def edst_schedule(epochs:int=450, # total epochs E of the EDST run
 def edst_epochs(ens:EnsembleConfig, base:TrainConfig)->tuple:
     "(E, t_ex) of the EDST run: explicit, or the paper's proportions (450 / 150 for 250-epoch runs)"
     M = ens.members
+    if ens.edst_timeline == 'imagenet': # the authors' ImageNet code: 310 epochs, t_ex = 30
+        E, t_ex = ens.edst_epochs or 310, ens.edst_explore_epochs or 30
+        edst_schedule(E, t_ex, M)
+        return E, t_ex
     E = ens.edst_epochs or max(M + 1, round(1.8 * base.epochs))
     t_ex = ens.edst_explore_epochs or max(1, round(E / 3))
     if not ens.edst_epochs: E = t_ex + max(1, math.ceil((E - t_ex) / M)) * M # fit E − t_ex = M·t_re
     edst_schedule(E, t_ex, M)
     return E, t_ex
+
+# %% ../nbs/07b_edst.ipynb #b2100002
+def imagenet_edst_schedule(epochs:int=310, # total epochs E (the reference: 310)
+                           t_ex:int=30, # exploration epochs t_ex, the warm-up included (30)
+                           members:int=4, # tickets M (4)
+                           lr:float=0.1, # peak LR; the phases use lr/10, lr/100 and lr/1000
+                           warmup:int=5, # warm-up epochs W: epoch e ≤ W (1-based) at lr·e/(W + 1)
+                          )->pd.DataFrame:
+    "Per-epoch EDST timeline of the authors' ImageNet code (`ImageNet/main.py`), as `edst_schedule`"
+    s = edst_schedule(epochs, t_ex, members, lr)
+    t_re = (epochs - t_ex) // members
+    k = s.epoch - t_ex - (s.phase - 1) * t_re # epoch within the refinement phase (1-based)
+    level = 1 + (k > math.ceil(3 * t_re / 7)).astype(int) + (k > math.ceil(6 * t_re / 7))
+    warm = s.epoch <= min(warmup, t_ex)
+    s['lr'] = (s.phase == 0) * (warm * lr * s.epoch / (warmup + 1) + ~warm * lr) \
+              + (s.phase > 0) * lr / 10.0 ** level
+    return s
+
+# %% ../nbs/07b_edst.ipynb #b2100008
+def edst_timeline(ens:EnsembleConfig, base:TrainConfig)->pd.DataFrame:
+    "The per-epoch timeline of the EDST run of `ens` and the recipe `base`"
+    E, t_ex = edst_epochs(ens, base)
+    if ens.edst_timeline == 'imagenet':
+        return imagenet_edst_schedule(E, t_ex, ens.members, base.lr,
+                                      warmup=math.ceil(base.warmup_epochs))
+    return edst_schedule(E, t_ex, ens.members, base.lr)
 
 # %% ../nbs/07b_edst.ipynb #98d35768
 class EDSTCallback:
@@ -85,6 +116,15 @@ class EDSTCallback:
         st = tr.sparse.explore(self.ens.explore_rate, self.ens.explore_growth or None, batch=batch)
         self.explorations.append(dict(after_epoch=tr.epoch, **st))
         self.best = -1.0
+        self.attach(tr)
+    def attach(self, tr:Trainer):
+        "A prune-rate schedule restarted at explorations spans the epochs up to the next one"
+        sp = tr.sparse
+        if sp is None or not sp.cfg.restart_schedule_on_explore: return
+        ends = [0, *self.schedule.index[self.schedule.event.str.contains('explore')],
+                len(self.schedule)]
+        i = len(self.explorations) # the cosine now running (explorations are restored on resume)
+        sp.cfg = sp.cfg.replace(schedule_steps=(ends[i + 1] - ends[i]) * tr.steps_per_epoch)
     def state_dict(self):
         return dict(best=self.best, saved=list(self.saved), explorations=list(self.explorations))
     def load_state_dict(self, sd):
@@ -92,8 +132,8 @@ class EDSTCallback:
         self.explorations = list(sd['explorations'])
 
 # %% ../nbs/07b_edst.ipynb #b2000008
-EDST_FIELDS = ('members', 'density', 'edst_epochs', 'edst_explore_epochs', 'explore_rate',
-               'explore_growth', 'reset_best_after_exploration', 'explore_batch')
+EDST_FIELDS = ('members', 'density', 'edst_epochs', 'edst_explore_epochs', 'edst_timeline',
+               'explore_rate', 'explore_growth', 'reset_best_after_exploration', 'explore_batch')
 
 def edst_config(base:TrainConfig, ens:EnsembleConfig)->TrainConfig:
     "The EDST run's `TrainConfig`: the recipe at density d for E epochs (LR from the schedule)"
@@ -122,11 +162,11 @@ class EDSTRun(Run):
     def check(self):
         for p in self.tickets: check_finished(p, self.cfg)
     def fit(self, ctx:RunContext):
-        E, t_ex = edst_epochs(self.ens, self.base)
-        cb = EDSTCallback(edst_schedule(E, t_ex, self.ens.members, self.cfg.lr), self.ens)
+        cb = EDSTCallback(edst_timeline(self.ens, self.base), self.ens)
         kw = ctx.trainer_kw(self)
         kw['callbacks'] = [cb, *kw['callbacks']]
         tr = Trainer(self.cfg, self.folder, lr_fn=cb.lr, **kw)
+        cb.attach(tr)
         tr.fit()
         if tr.folder is not None: # rank 0 only
             save_json(cb.explorations, self.folder/'explorations.json')

@@ -28,6 +28,8 @@ class EnsembleConfig(Config):
     density:float=0.2 # global density d of the sparse members (S = 1 − d)
     edst_epochs:int=0 # E of the EDST run (0: 1.8 × the member epochs, fitted to t_ex + M·t_re)
     edst_explore_epochs:int=0 # t_ex (0: one third of the EDST epochs)
+    # EDST LR timeline: 'cifar' (main_EDST.py) or 'imagenet' (ImageNet/main.py: warm-up, 3 levels)
+    edst_timeline:str=cfg_field('cifar', choices=('cifar', 'imagenet'))
     explore_rate:float=0.8 # q, the prune-and-regrow rate between EDST phases
     explore_growth:str='' # growth of the global exploration ('' : the member growth)
     reset_best_after_exploration:bool=True # each EDST phase selects its own ticket (reference: no)
@@ -37,6 +39,11 @@ class EnsembleConfig(Config):
     pf_epochs:int=0 # fine-tuning epochs of each PF member (0: a fifth of the member epochs, ≥ 1)
     pf_lr:float=0.01 # constant fine-tuning LR of the PF members
     imp_levels:int=0 # IMP levels of lottery-pools (0: one level past the density d)
+    imp_rewind_epoch:int=cfg_field(1, ge=0) # IMP: epoch the weights and LR rewind to (0: init)
+    # IMP prune scope ('': conv weights, conv and linear for the MLP)
+    imp_scope:str=cfg_field('', choices=('', 'conv', 'conv+linear'))
+    imp_rounding:str=cfg_field('round', choices=('round', 'ceil')) # IMP count: torch.prune/open_lth
+    imp_ticket:str=cfg_field('best_val', choices=('best_val', 'final')) # IMP ticket of each level
     def validate(self):
         if self.members < 1: raise ConfigError(f"members must be at least 1, got {self.members}")
         if not 0 < self.density <= 1:

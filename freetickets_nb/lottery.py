@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_lottery.ipynb #c4a997e7
 from __future__ import annotations
-import math
+import contextlib, math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,6 +18,7 @@ from .masks import Masks, mask_count, maskable_weights, top_k_masks
 from .dst import SparseController
 from .train import TrainConfig, Trainer, build_model, load_ticket
 from .data import get_dataset
+from .distributed import barrier, is_main, rank0_first
 
 # %% auto #0
 __all__ = ['PRUNE_SCOPES', 'COUNT_ROUNDINGS', 'prunable_names', 'prune_count', 'imp_counts', 'imp_prune', 'IMPConfig', 'imp_dir',
@@ -107,7 +108,7 @@ class _SaveRewind:
     "Callback saving the weights after epoch k of the dense level"
     def __init__(self, path, k): self.path, self.k = path, k
     def after_epoch(self, tr, row):
-        if tr.epoch == self.k: atomic_save(_cpu_state(tr.model), self.path)
+        if tr.epoch == self.k and tr.is_main: atomic_save(_cpu_state(tr.model), self.path)
 
 def _level_cfg(train:TrainConfig, density:float|None)->TrainConfig:
     if density is None: return train.replace(density=1.0, static=False)
@@ -120,7 +121,9 @@ def full_masks(model:nn.Module, masks:Masks)->Masks:
 
 # %% ../nbs/08_lottery.ipynb #da5b9d0c
 def train_level(trunk, level:int, imp:IMPConfig, train:TrainConfig, masks:Masks|None, device=None,
-                data=None, model_fn:Callable|None=None, verbose:bool=False)->Trainer:
+                data=None, model_fn:Callable|None=None, verbose:bool=False,
+                ddp:bool=False, # data-parallel over the current process group (rank 0 writes)
+               )->Trainer:
     "Train (or resume) one IMP level in `trunk/level_<level>`; returns the finished `Trainer`"
     folder = level_dir(trunk, level)
     cfg = _level_cfg(train, None if masks is None else masks.density)
@@ -128,11 +131,13 @@ def train_level(trunk, level:int, imp:IMPConfig, train:TrainConfig, masks:Masks|
     if model_fn is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(train.seed, 'init')); model = model_fn()
-    kw = dict(device=device, data=data, model=model, verbose=verbose, desc=f'IMP level {level}')
+    kw = dict(device=device, data=data, model=model, verbose=verbose, desc=f'IMP level {level}',
+              ddp=ddp)
     if level == 0:
         rw = Path(trunk)/'rewind.pt'
         tr = Trainer(cfg, folder, callbacks=[_SaveRewind(rw, imp.rewind_epoch)], **kw)
-        if tr.it == 0 and imp.rewind_epoch == 0: atomic_save(_cpu_state(tr.model), rw)
+        if tr.it == 0 and imp.rewind_epoch == 0 and tr.is_main:
+            atomic_save(_cpu_state(tr.model), rw)
     else:
         tr = Trainer(cfg, folder, **kw)
         if tr.it == 0: # a fresh level: rewind (a resumed one continues from its checkpoint)
@@ -142,6 +147,7 @@ def train_level(trunk, level:int, imp:IMPConfig, train:TrainConfig, masks:Masks|
             tr.sparse.detach()
             tr.sparse = SparseController(tr.model, cfg.dst_config(), tr.opt,
                                          masks=full_masks(tr.model, masks))
+            if ddp: tr.sparse.broadcast = tr._sync_masks; tr._sync_masks(tr.sparse.masks)
             tr.epoch, tr.it = imp.rewind_epoch, imp.rewind_epoch * tr.steps_per_epoch
     tr.fit()
     return tr
@@ -183,31 +189,40 @@ def _next_masks(trunk, level:int, masks:Masks|None, names:list, imp:IMPConfig, e
     return new
 
 def run_imp(trunk, imp:IMPConfig, train:TrainConfig, device=None, data=None,
-            model_fn:Callable|None=None, data_root=None, verbose:bool=False)->pd.DataFrame:
+            model_fn:Callable|None=None, data_root=None, verbose:bool=False,
+            ddp:bool=False, # every level data-parallel over the process group; rank 0 writes
+           )->pd.DataFrame:
     "Run (or resume) the IMP chain of `imp.levels` levels in `trunk`; one row per level"
     if imp.rewind_epoch >= train.epochs:
         raise ConfigError(f"rewind_epoch {imp.rewind_epoch} must be below epochs {train.epochs}")
-    trunk = ensure_dir(trunk)
-    _check_trunk(trunk, imp, train)
-    names, sizes, data = _prunable(trunk, imp, train, model_fn, data, data_root)
+    trunk, first = ensure_dir(trunk), rank0_first if ddp else contextlib.nullcontext
+    with first(): # rank 0 writes the trunk's files, then the other ranks read them
+        _check_trunk(trunk, imp, train)
+        names, sizes, data = _prunable(trunk, imp, train, model_fn, data, data_root)
     counts = imp_counts(sum(sizes), imp.levels, imp.prune_fraction, imp.count_rounding)
     rows, masks = [], None
     for level in range(imp.levels):
-        if level > 0: masks = _next_masks(trunk, level, masks, names, imp, counts[level])
+        if level > 0:
+            with first(): masks = _next_masks(trunk, level, masks, names, imp, counts[level])
         done = level_dir(trunk, level)/'level.json'
         trained = not done.exists()
         if trained:
             if data is None: data = get_dataset(train.dataset, root=data_root,
                                                 **train.data_kwargs())
-            tr = train_level(trunk, level, imp, train, masks, device, data, model_fn, verbose)
-            atomic_save(_cpu_state(tr.model), level_dir(trunk, level)/'final.pt')
-            m = tr.metrics
-            save_json(dict(level=level, density=1.0 if masks is None else masks.density,
-                           active=counts[level], best_epoch=m['best_epoch'], val_acc=m['val_acc'],
-                           test_acc=m['test_acc'], final_val_acc=m['last_val_acc'],
-                           final_test_acc=m['last_test_acc']), done)
+            tr = train_level(trunk, level, imp, train, masks, device, data, model_fn, verbose, ddp)
+            if not ddp or is_main(): _save_level(trunk, level, tr, masks, counts[level])
+            if ddp: barrier() # every rank reads `level.json` and `final.pt`
         rows.append(dict(load_json(done), trained=trained))
     return pd.DataFrame(rows)
+
+def _save_level(trunk, level:int, tr:Trainer, masks:Masks|None, active:int):
+    "Write the level's final weights and `level.json` (written last: the level is done)"
+    atomic_save(_cpu_state(tr.model), level_dir(trunk, level)/'final.pt')
+    m = tr.metrics
+    save_json(dict(level=level, density=1.0 if masks is None else masks.density, active=active,
+                   best_epoch=m['best_epoch'], val_acc=m['val_acc'], test_acc=m['test_acc'],
+                   final_val_acc=m['last_val_acc'], final_test_acc=m['last_test_acc']),
+              level_dir(trunk, level)/'level.json')
 
 def _prunable(trunk, imp, train, model_fn, data, data_root):
     "`(names, sizes, data)` of the chain's prunable weights, computed once (`prunable.json`)"

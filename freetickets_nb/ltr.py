@@ -24,8 +24,9 @@ def study_imp(train:TrainConfig, ens:EnsembleConfig, past:int=1)->tuple:
     "`(IMPConfig, target level)`: levels up to `past` levels beyond the target, or `ens.imp_levels`"
     t = imp_level(ens.density)
     levels = ens.imp_levels or t + 1 + past
-    scope = 'conv+linear' if train.model == 'mlp' else 'conv'
-    imp = IMPConfig(levels=levels, prune_scope=scope, rewind_epoch=1)
+    scope = ens.imp_scope or ('conv+linear' if train.model == 'mlp' else 'conv')
+    imp = IMPConfig(levels=levels, prune_scope=scope, rewind_epoch=ens.imp_rewind_epoch,
+                    count_rounding=ens.imp_rounding, ticket_choice=ens.imp_ticket)
     return imp, min(t, levels - 1)
 
 def check_rewind(name:str, train:TrainConfig, imp:IMPConfig):
@@ -48,9 +49,10 @@ class IMPChainRun(Run):
     def done(self)->bool:
         return all((level_dir(self.folder, l)/'level.json').exists()
                    for l in range(self.imp.levels))
+    data_parallel = True # every level trains on the context's group of ranks
     def fit(self, ctx:RunContext):
         run_imp(self.folder, self.imp, self.train, device=ctx.device, data=ctx.data,
-                verbose=ctx.verbose)
+                verbose=ctx.verbose, ddp=ctx.ddp)
     def flops(self, data)->float:
         fl = [ticket_flops(self.ticket(l), data) for l in range(self.imp.levels)]
         n, f_d = len(data.train), fl[0][0]

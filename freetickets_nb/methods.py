@@ -4,8 +4,8 @@
 
 # %% ../nbs/07a_methods.ipynb #a1000003
 from __future__ import annotations
-import importlib, re, time
-from dataclasses import dataclass
+import gc, importlib, re, time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 from .core import ConfigError, Registry
@@ -13,6 +13,7 @@ from .data import get_dataset
 from .train import TrainConfig, Trainer
 from .ensembles import (EnsembleConfig, member_dir, run_kind, run_done,
                                       check_finished, ticket_flops, run_train_flops)
+from .distributed import barrier, is_main, rank_groups, use_group
 
 # %% auto #0
 __all__ = ['METHODS', 'RunContext', 'Run', 'MemberRun', 'Method', 'load_builtin_methods', 'MethodRegistry', 'register_method',
@@ -28,17 +29,20 @@ class RunContext:
     progress:bool|None=None # tqdm progress bars (None: when stderr is a terminal)
     verbose:bool=False # one line per epoch
     callbacks:Callable|None=None # run → fresh training callbacks for it (the study's recorders)
+    ddp:bool=False # train data-parallel over the current process group (`distributed.use_group`)
     def callbacks_for(self, run)->list:
         "Fresh callbacks for `run` (none unless it records)"
         return list(self.callbacks(run)) if self.callbacks and run.record else []
     def trainer_kw(self, run)->dict:
         "Keyword arguments of a `Trainer` training `run`"
         return dict(device=self.device, data=self.data, progress=self.progress,
-                    verbose=self.verbose, callbacks=self.callbacks_for(run), desc=run.desc)
+                    verbose=self.verbose, callbacks=self.callbacks_for(run), desc=run.desc,
+                    ddp=self.ddp)
 
 # %% ../nbs/07a_methods.ipynb #a1000009
 class Run:
     "One independent, resumable training run: its folder, how to train it, when done, its cost"
+    data_parallel:bool = False # `fit` can train on a group of ranks (else the group's rank 0 does)
     def __init__(self, folder, # the run folder (equal folders: one run)
                  desc:str='', # label of progress bars, logs and crash points: 'dst-ensemble 2/3'
                  after:tuple=(), # runs that must be finished first (a PF member's dense parent)
@@ -62,6 +66,7 @@ class Run:
 # %% ../nbs/07a_methods.ipynb #a1000011
 class MemberRun(Run):
     "A `Trainer` run of `cfg` (a dense, static or DST member) in `member_dir(out, kind, cfg)`"
+    data_parallel = True
     def __init__(self, cfg:TrainConfig, out, desc:str='', record:bool=False,
                  folder=None, # another folder (default: `member_dir(out, run_kind(cfg), cfg)`)
                  after:tuple=()):
@@ -236,9 +241,15 @@ class Job:
     @property
     def name(self)->str: return self.runs[0].key
     def done(self)->bool: return all(r.done() for r in self.runs)
-    def run(self, ctx:RunContext):
+    def run(self, ctx:RunContext, poll:float=5.0):
+        "Train the unfinished runs in order (with `ctx.ddp`: together with the other ranks)"
         for r in self.runs:
-            if not r.done(): r.fit(ctx)
+            if r.done(): continue
+            if not ctx.ddp: r.fit(ctx)
+            elif r.data_parallel: r.fit(ctx); barrier() # then every rank sees rank 0's files
+            elif is_main(): r.fit(replace(ctx, ddp=False))
+            else:
+                while not r.done(): time.sleep(poll) # no collective: no timeout however long
 
 def plan_jobs(methods:list)->list:
     "The distinct runs of `methods`, in order, grouped into independent jobs"
@@ -254,10 +265,15 @@ def plan_jobs(methods:list)->list:
     return jobs
 
 def train_parallel(jobs:list, ctx:RunContext, rank:int=0, world_size:int=1, poll:float=5.0,
-                   log=print):
-    "Run this rank's share of `jobs` (round robin); rank 0 then waits for the other ranks' jobs"
-    for j in jobs[rank::world_size]:
-        if not j.done(): j.run(ctx)
+                   log=print,
+                   group_size:int=1, # ranks per run: groups of this many train each run together
+                  ):
+    "Run this rank's (group's) share of `jobs` round robin; rank 0 then waits for the other jobs"
+    group, g, n = rank_groups(group_size) if group_size > 1 else (None, rank, world_size)
+    with use_group(group):
+        for j in jobs[g::n]:
+            if not j.done(): j.run(replace(ctx, ddp=group_size > 1), poll)
+    gc.collect() # the runs' DDP wrappers hold the groups
     if rank != 0: return
     waiting = [j for j in jobs if not j.done()]
     if waiting: log(f"rank 0: waiting for {len(waiting)} run(s) of other ranks")

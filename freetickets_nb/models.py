@@ -12,9 +12,10 @@ import torch.nn.functional as F
 from .core import ConfigError, Registry
 
 # %% auto #0
-__all__ = ['models', 'VGG16_CFG', 'WRN_NAME', 'PRUNABLE_TYPES', 'init_weights', 'MLP', 'mlp', 'LeNet5', 'lenet5', 'BasicBlockA',
-           'CifarResNet', 'resnet20', 'resnet18', 'WideBlock', 'WideResNet', 'wide_resnet', 'VGG', 'vgg16', 'resnet50',
-           'tiny_bn_net', 'create_model', 'prunable_weights', 'count_params', 'model_summary']
+__all__ = ['models', 'VGG16_CFG', 'RESNET_INITS', 'WRN_NAME', 'PRUNABLE_TYPES', 'init_weights', 'MLP', 'mlp', 'LeNet5', 'lenet5',
+           'BasicBlockA', 'CifarResNet', 'resnet20', 'resnet18', 'WideBlock', 'WideResNet', 'wide_resnet', 'VGG',
+           'vgg16', 'init_resnet', 'imagenet_resnet', 'resnet50', 'resnet50_fanin', 'imagenet_resnet18',
+           'imagenet_resnet34', 'tiny_bn_net', 'create_model', 'prunable_weights', 'count_params', 'model_summary']
 
 # %% ../nbs/02_models.ipynb #5795fbfe
 models = Registry('model')
@@ -194,18 +195,56 @@ def vgg16(num_classes:int, in_channels:int, image_size:int)->VGG:
     return init_weights(VGG(VGG16_CFG, num_classes, in_channels, image_size))
 
 # %% ../nbs/02_models.ipynb #e20da0ae
-@models.register('resnet50')
-def resnet50(num_classes:int, in_channels:int, image_size:int)->nn.Module:
-    "torchvision's ImageNet ResNet-50 (v1.5) with `num_classes` outputs and an `in_channels` stem"
-    if image_size < 28: raise ConfigError("resnet50 is an ImageNet-size model and needs images of "
-                                          f"at least 28×28, got {image_size}×{image_size}: use "
-                                          "'resnet18' or 'resnet20' for small images")
+RESNET_INITS = ('torchvision', 'fanin', 'open_lth')
+
+def init_resnet(m:nn.Module, init:str='torchvision')->nn.Module:
+    "Re-initialise the weights of an ImageNet ResNet `m` in place by the convention `init`"
+    if init not in RESNET_INITS:
+        raise ConfigError(f"unknown ResNet init {init!r}: use one of {', '.join(RESNET_INITS)}")
+    if init == 'torchvision': return m # torchvision's constructor already did it
+    for mod in m.modules():
+        if isinstance(mod, nn.Conv2d) or (init == 'open_lth' and isinstance(mod, nn.Linear)):
+            nn.init.kaiming_normal_(mod.weight, mode='fan_in', nonlinearity='relu')
+        elif init == 'open_lth' and isinstance(mod, nn.BatchNorm2d):
+            with torch.no_grad(): mod.weight.uniform_(0, 1); mod.bias.zero_()
+    return m
+
+def imagenet_resnet(depth:int, # 18, 34 or 50
+                    num_classes:int, in_channels:int, image_size:int,
+                    init:str='torchvision', # see `RESNET_INITS`
+                   )->nn.Module:
+    "torchvision's ImageNet ResNet-`depth` with `num_classes` outputs and an `in_channels` stem"
+    if depth not in (18, 34, 50): raise ConfigError(f"depth must be 18, 34 or 50, got {depth}")
+    if image_size < 28: raise ConfigError(
+        f"resnet{depth} is an ImageNet-size model and needs images of at least 28×28, got "
+        f"{image_size}×{image_size}: use 'resnet18' or 'resnet20' for small images")
     import torchvision
-    m = torchvision.models.resnet50(weights=None, num_classes=num_classes)
+    m = getattr(torchvision.models, f'resnet{depth}')(weights=None, num_classes=num_classes)
     if in_channels != 3:
         m.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
         nn.init.kaiming_normal_(m.conv1.weight, mode='fan_out', nonlinearity='relu')
-    return m
+    return init_resnet(m, init)
+
+# %% ../nbs/02_models.ipynb #e20da0b1
+@models.register('resnet50')
+def resnet50(num_classes:int, in_channels:int, image_size:int)->nn.Module:
+    "torchvision's ImageNet ResNet-50 (v1.5), torchvision's init (conv fan-out)"
+    return imagenet_resnet(50, num_classes, in_channels, image_size)
+
+@models.register('resnet50-fanin')
+def resnet50_fanin(num_classes:int, in_channels:int, image_size:int)->nn.Module:
+    "FreeTickets' ImageNet model: ResNet-50 (v1.5), Kaiming fan-in convolutions"
+    return imagenet_resnet(50, num_classes, in_channels, image_size, init='fanin')
+
+@models.register('imagenet-resnet18')
+def imagenet_resnet18(num_classes:int, in_channels:int, image_size:int)->nn.Module:
+    "open_lth's `imagenet_resnet_18`: torchvision ResNet-18, open_lth's default init"
+    return imagenet_resnet(18, num_classes, in_channels, image_size, init='open_lth')
+
+@models.register('imagenet-resnet34')
+def imagenet_resnet34(num_classes:int, in_channels:int, image_size:int)->nn.Module:
+    "open_lth's `imagenet_resnet_34`: torchvision ResNet-34, open_lth's default init"
+    return imagenet_resnet(34, num_classes, in_channels, image_size, init='open_lth')
 
 # %% ../nbs/02_models.ipynb #7b1c0a02
 def tiny_bn_net(in_channels:int=1, num_classes:int=10, width:int=8, image_size:int=8)->nn.Module:
@@ -221,7 +260,7 @@ WRN_NAME = re.compile(r'wrn-(\d+)-(\d+)')
 _SHAPE_ARGS = ('num_classes', 'in_channels', 'image_size')
 
 def create_model(
-    name:str, # 'mlp', 'lenet5', 'resnet20', 'resnet18', 'wrn-D-K', 'vgg16' or 'resnet50'
+    name:str, # a registered name: 'mlp', 'resnet18', 'wrn-D-K', 'resnet50', … (`models`)
                  num_classes:int=10, in_channels:int=3,
                  image_size:int=32, # the dataset's shape: classes C, channels, H = W
                  seed:int|None=None, # seed of the initial weights (default: the global RNG)

@@ -27,9 +27,9 @@ from .function_space import PredictionRecorder
 
 # %% auto #0
 __all__ = ['STUDY_POOLS', 'DEFAULT_METHODS', 'FREETICKETS_METHODS', 'PRESETS', 'PoolsRun', 'LotteryPools', 'StudyConfig',
-           'recipe_fields', 'study_methods', 'study_config', 'reference_settings', 'recorders', 'study_files',
-           'prepare_folder', 'launch_env', 'check_paths', 'study_data', 'open_study', 'StudyOptions', 'study_parser',
-           'study_args', 'command_line']
+           'recipe_fields', 'study_methods', 'study_config', 'reference_settings', 'resolved_settings', 'recorders',
+           'study_files', 'prepare_folder', 'launch_env', 'check_paths', 'study_data', 'open_study', 'StudyOptions',
+           'study_parser', 'study_args', 'command_line']
 
 # %% ../nbs/16_study_plan.ipynb #bda019ff
 STUDY_POOLS = PoolConfig(methods=('lt', 'lp-interpolation'))
@@ -76,6 +76,19 @@ FREETICKETS_METHODS = DEFAULT_METHODS[:6]
 _WRN = dict(model='wrn-28-10', epochs=250, batch_size=128, lr=0.1, update_frequency=1000,
             density=0.2, members=3, edst_epochs=450, edst_explore_epochs=150, pf_epochs=25,
             corruption_n=0, ood_n=0, methods=FREETICKETS_METHODS) # the paper's WRN-28-10 recipe
+_FT_IMAGENET = dict( # FreeTickets on ImageNet: the authors' ImageNet/main.py and imagenet_script
+    dataset='imagenet', model='resnet50-fanin', density=0.2, members=4, epochs=100,
+    methods=('dense', 'dense-ensemble', 'dst-ensemble', 'edst-ensemble'), batch_size=128, lr=0.1,
+    weight_decay=1e-4, wd_exclude=('bn',), label_smoothing=0.1, warmup_epochs=5,
+    milestones=(30, 60, 90), growth='gradient', update_frequency=4000, prune_rate=0.5,
+    dst_preset='reference_imagenet', edst_timeline='imagenet', edst_epochs=310,
+    edst_explore_epochs=30, explore_rate=0.8, edst_reset_best=False, corruption_n=1000,
+    ood_n=10000)
+_LP_IMAGENET = dict( # Lottery Pools on ImageNet: open_lth's imagenet_resnet defaults
+    dataset='imagenet', methods=('lottery-pools',), epochs=90, batch_size=1024, lr=0.4,
+    momentum=0.9, weight_decay=1e-4, milestones=(30, 60, 80), warmup_epochs=5,
+    density=round(0.8 ** 8, 8), imp_levels=9, imp_rewind_epoch=5, imp_scope='conv+linear',
+    imp_rounding='ceil', imp_ticket='final', corruption_n=1000, ood_n=10000)
 PRESETS = {
     'demo': dict(dataset='digits', model='mlp', epochs=20, batch_size=64, lr=0.1,
                  update_frequency=40, density=0.2, members=3, pf_epochs=4, corruption_n=360,
@@ -85,13 +98,16 @@ PRESETS = {
                     ood_n=2000),
     'cifar10-wrn': dict(dataset='cifar10', **_WRN),
     'cifar100-wrn': dict(dataset='cifar100', **_WRN),
+    'imagenet-r50': _FT_IMAGENET,
+    'imagenet-lp-r18': dict(model='imagenet-resnet18', **_LP_IMAGENET),
+    'imagenet-lp-r34': dict(model='imagenet-resnet34', **_LP_IMAGENET),
 }
 
 # %% ../nbs/16_study_plan.ipynb #aa9708b9
 @dataclass(frozen=True)
 class StudyConfig(Config):
     "Everything a study trains and evaluates; `preset` names where the defaults came from"
-    preset:str='demo' # the preset the other fields started from
+    preset:str=cfg_field('demo', choices=PRESETS) # the preset the other fields started from
     reference:bool=False # the authors' CIFAR settings over the preset's (given flags still win)
     dataset:str='digits' # dataset (see `data.get_dataset`)
     model:str='mlp' # architecture (see `models.create_model`)
@@ -107,6 +123,7 @@ class StudyConfig(Config):
     prune_rate:float=0.5 # DST death rate
     edst_epochs:int=0 # EDST total epochs (0: 1.8 × epochs)
     edst_explore_epochs:int=0 # EDST exploration epochs t_ex (0: a third of the EDST epochs)
+    edst_timeline:str='cifar' # EDST LR timeline: 'cifar' or 'imagenet' (see `edst.edst_timeline`)
     explore_rate:float=0.8 # q of the EDST global exploration
     explore_growth:str='' # growth of the EDST global exploration ('': same as growth)
     edst_growth:str='' # growth of the EDST run's updates and explorations ('': same as growth)
@@ -115,6 +132,10 @@ class StudyConfig(Config):
     pf_epochs:int=0 # fine-tuning epochs of each PF member (0: epochs / 5)
     pf_lr:float=0.01 # fine-tuning LR of the PF members
     imp_levels:int=0 # IMP levels of lottery-pools (0: up to one level past the study density)
+    imp_rewind_epoch:int=1 # IMP: epoch the weights and the LR schedule rewind to (0: init)
+    imp_scope:str='' # IMP prune scope: 'conv', 'conv+linear' ('': conv; for the MLP conv+linear)
+    imp_rounding:str='round' # IMP counts: 'round' (torch.prune) or 'ceil' (open_lth)
+    imp_ticket:str='best_val' # IMP ticket of a level: best validation epoch or 'final' (open_lth)
     dst_preset:str='clean' # DST semantics: 'clean' or the reference code's ('reference_cifar')
     edst_reset_best:bool=True # each EDST phase selects its own ticket (False: the reference)
     ece_variant:str='standard' # ECE of the table: 'standard' (15 bins) or 'freetickets' (14)
@@ -148,7 +169,9 @@ def ensemble_config(self:StudyConfig)->EnsembleConfig:
                           edst_growth=self.edst_growth, explore_batch=self.explore_batch,
                           pf_epochs=self.pf_epochs, pf_lr=self.pf_lr,
                           reset_best_after_exploration=self.edst_reset_best,
-                          imp_levels=self.imp_levels)
+                          imp_levels=self.imp_levels, edst_timeline=self.edst_timeline,
+                          imp_rewind_epoch=self.imp_rewind_epoch, imp_scope=self.imp_scope,
+                          imp_rounding=self.imp_rounding, imp_ticket=self.imp_ticket)
 
 # %% ../nbs/16_study_plan.ipynb #0ae78f80
 def study_methods(cfg:StudyConfig, out='runs')->list:
@@ -209,6 +232,16 @@ def reference_settings(dataset:str, epochs:int)->dict:
     edst = dict(edst_growth='random') if dataset in ('cifar10', 'cifar100') else {}
     return dict(**reference_train(dataset), **reference_pf(epochs), **edst, explore_batch='last',
                 edst_reset_best=False, ece_variant='freetickets')
+
+# %% ../nbs/16_study_plan.ipynb #16a00002
+def resolved_settings(cfg:StudyConfig)->dict:
+    "Every setting the runs of `cfg` train with, flattened: `train.`, `dst.`, `ensemble.`, `imp.`"
+    t, e = cfg.train_config(), cfg.ensemble_config()
+    imp, level = study_imp(t, e)
+    out = {f'train.{k}': v for k, v in t.to_dict().items()}
+    out |= {f'dst.{k}': v for k, v in t.dst_config().to_dict().items()}
+    out |= {f'ensemble.{k}': v for k, v in e.to_dict().items()}
+    return out | {f'imp.{k}': v for k, v in imp.to_dict().items()} | {'imp.target_level': level}
 
 # %% ../nbs/16_study_plan.ipynb #8f44e278
 def recorders(cfg:StudyConfig, data)->Callable:
@@ -347,6 +380,9 @@ class StudyOptions(Config):
     deterministic:bool=False # deterministic CUDA kernels (slower; CPU runs always are)
     # processes decoding a streamed dataset's images (none: min(8, cores per rank − 1))
     workers:int|None=cfg_field(None, ge=0)
+    # under torchrun: ranks training each run together, data-parallel (none: all ranks for
+    # streamed data such as ImageNet, else 1: each rank its own runs)
+    ranks_per_run:int|None=cfg_field(None, ge=1)
     # intra-op CPU threads (none: $FREETICKETS_THREADS, $OMP_NUM_THREADS, else 1; 0: all cores)
     threads:int|None=cfg_field(None, ge=0)
 

@@ -12,6 +12,7 @@ from .core import (ConfigError, OneLineParser, cli_errors, deterministic_from_en
 from .safety import graceful_stop, raise_if_stopped
 from .data import get_dataset
 from .train import TrainConfig, check_data_root, default_workers
+from .distributed import setup_dist, cleanup_dist
 from .ensembles import load_manifest
 from .methods import RunContext, train_method, plan_jobs, train_parallel
 from .plan import (PRESETS, StudyConfig, study_config, study_methods, recorders,
@@ -20,7 +21,7 @@ from .evaluate import dense_unit, evaluate_row, results_frame, evaluate_ensemble
 from .report import results_table, write_report
 
 # %% auto #0
-__all__ = ['run_methods', 'run_study', 'main', 'eval_main']
+__all__ = ['run_methods', 'check_ranks', 'train_on_ranks', 'run_study', 'main', 'eval_main']
 
 # %% ../nbs/16c_study.ipynb #a7000006
 def _line(name:str, row:dict, seconds:float)->str:
@@ -45,7 +46,25 @@ def run_methods(methods:list, cfg:StudyConfig, out, ctx:RunContext, corruption_r
             log(_line(name, row, seconds[name]))
     return results_frame(rows), preds, seconds
 
-# %% ../nbs/16c_study.ipynb #2f368e01
+# %% ../nbs/16c_study.ipynb #a7100002
+def check_ranks(ranks_per_run:int|None, world:int):
+    "`ConfigError` unless groups of `ranks_per_run` processes divide the `world` processes"
+    if ranks_per_run is not None and (ranks_per_run < 1 or world % ranks_per_run):
+        raise ConfigError(f"--ranks-per-run {ranks_per_run} does not divide the {world} processes: "
+                          f"use a divisor of {world} (1: one run per process, {world}: every run "
+                          "on all of them)")
+
+def train_on_ranks(methods:list, ctx:RunContext, rank:int, world:int, size:int, log=print):
+    "Train the runs of `methods` over `world` processes: one run per process, or groups of `size`"
+    jobs = plan_jobs(methods)
+    if size == 1: log(f"ensemble-parallel: {len(jobs)} training runs over {world} processes")
+    else: log(f"data-parallel: {len(jobs)} training runs, each on {size} of the {world} processes")
+    env = setup_dist(device=ctx.device) if size > 1 else None
+    try: train_parallel(jobs, ctx, rank, world, log=log, group_size=size)
+    finally:
+        if env is not None: cleanup_dist()
+
+# %% ../nbs/16c_study.ipynb #d1955c51
 @graceful_stop() # SIGINT, SIGTERM: training stops after the current step, a study between methods
 def run_study(cfg:StudyConfig, out=None, device=None, data_root=None, resume:bool=False,
               force:bool=False, corruption_root=None, download:bool=False, progress:bool|None=None,
@@ -53,20 +72,21 @@ def run_study(cfg:StudyConfig, out=None, device=None, data_root=None, resume:boo
               given:dict|None=None, # settings given as flags: with `resume`, equal to the saved
               data=None, # the dataset's `DataBundle` (your own: `streaming.from_datasets`)
               workers:int|None=None, # `DataLoader` workers of a streamed dataset (None: default)
+              ranks_per_run:int|None=None, # under torchrun (None: all for streamed data, else 1)
              )->pd.DataFrame:
     "Train, evaluate and report every method of `cfg` in `out` (default `runs/<preset>`): the table"
     rank, world, dev = launch_env(device)
     out = Path(out or Path('runs')/cfg.preset)
     log = (lambda *a: print(*a, flush=True)) if verbose and rank == 0 else (lambda *a: None)
     check_paths(data_root, download, corruption_root)
+    if world > 1: check_ranks(ranks_per_run, world)
     w = default_workers() if workers is None else workers
     cfg, data = open_study(cfg, out, rank, data_root, resume, force, download, given, w, data)
     methods = study_methods(cfg, out)
     ctx = RunContext(data, dev, progress, callbacks=recorders(cfg, data))
-    if world > 1: # every rank trains its share of the runs; rank 0 then evaluates and reports
-        jobs = plan_jobs(methods)
-        log(f"ensemble-parallel: {len(jobs)} training runs over {world} processes")
-        train_parallel(jobs, ctx, rank, world, log=log)
+    if world > 1: # every rank (group) trains its share of the runs; rank 0 evaluates and reports
+        size = ranks_per_run or (world if data.streamed else 1)
+        train_on_ranks(methods, ctx, rank, world, size, log)
         if rank != 0: return pd.DataFrame()
     table, preds, seconds = run_methods(methods, cfg, out, ctx, corruption_root, log)
     raise_if_stopped("before the report")
@@ -92,7 +112,8 @@ def main(argv=None):
     out = Path(opts.out or Path('runs')/cfg.preset)
     table = run_study(cfg, out, device=opts.device, data_root=opts.data_root, resume=opts.resume,
                       force=opts.force, progress=opts.progress or None, download=opts.download,
-                      corruption_root=opts.corruption_root, given=given, workers=opts.workers)
+                      corruption_root=opts.corruption_root, given=given, workers=opts.workers,
+                      ranks_per_run=opts.ranks_per_run)
     if len(table): _print_table(table, out)
 
 # %% ../nbs/16c_study.ipynb #a7000015

@@ -29,9 +29,10 @@ from .stack import logit_scores
 from freetickets_nb.safety import (
     clean_stale_tmp, crash_point, graceful_stop, keep_previous, load_json, save_json,
     stop_requested)
-from .distributed import (
-    all_reduce_sum_, broadcast_bn_stats, cleanup_dist, gather_by_index, gather_objects, get_rank,
-    get_world_size, is_dist, rank0_first, setup_dist, shard_indices, sync_masks)
+from freetickets_nb.distributed import (
+    all_reduce_sum_, broadcast_bn_stats, cleanup_dist, current_group, gather_by_index,
+    gather_objects, get_rank, get_world_size, is_dist, rank0_first, setup_dist, shard_indices,
+    sync_masks)
 
 # %% auto #0
 __all__ = ['lr_schedules', 'TICKET_FORMAT', 'CHECKPOINT_FORMAT', 'CHECKPOINT', 'PREVIOUS', 'TINY', 'constant_lr', 'multistep_lr',
@@ -82,6 +83,8 @@ class TrainConfig(Config):
     nesterov:bool=False # Nesterov momentum
     weight_decay:float=cfg_field(5e-4, ge=0) # L2 weight decay
     wd_on_norm_and_bias:bool=True # weight decay also on norm weights and biases (reference CIFAR)
+    # no weight decay on parameters whose name contains one of these (FreeTickets ImageNet: bn)
+    wd_exclude:tuple[str, ...]=()
     lr_schedule:str=cfg_field('multistep', choices=lr_schedules) # learning-rate schedule
     # multistep: epochs after which the LR is multiplied by gamma (empty: E/2 and 3E/4)
     milestones:tuple[int, ...]=cfg_field((), ge=1)
@@ -179,9 +182,11 @@ def build_model(cfg:TrainConfig, data,
                      image_size=data.image_size)
 
 def build_optimizer(model:nn.Module, cfg:TrainConfig)->torch.optim.SGD:
-    "SGD with momentum and weight decay (on all parameters, or only on weights with `ndim > 1`)"
-    decay = [p for p in model.parameters() if cfg.wd_on_norm_and_bias or p.ndim > 1]
-    rest = [p for p in model.parameters() if not (cfg.wd_on_norm_and_bias or p.ndim > 1)]
+    "SGD with momentum and weight decay (all parameters, weights with `ndim > 1`, or by name)"
+    wd = lambda n, p: ((cfg.wd_on_norm_and_bias or p.ndim > 1)
+                       and not any(s in n for s in cfg.wd_exclude))
+    decay = [p for n, p in model.named_parameters() if wd(n, p)]
+    rest = [p for n, p in model.named_parameters() if not wd(n, p)]
     groups = [dict(params=decay, weight_decay=cfg.weight_decay)]
     if rest: groups.append(dict(params=rest, weight_decay=0.0))
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
@@ -348,7 +353,7 @@ def _check(self:Trainer, loss:torch.Tensor, what:str='loss')->int:
     "`TrainingError` on a non-finite `loss` on any rank; returns any rank's stop signal (0: none)"
     stop = torch.tensor(float(stop_requested() or 0), device=loss.device)
     v = torch.stack([(~torch.isfinite(loss.detach())).float(), stop, loss.detach().float()])
-    if self.ddp: dist.all_reduce(v[:2], op=dist.ReduceOp.MAX) # all ranks' flags; this rank's loss
+    if self.ddp: dist.all_reduce(v[:2], op=dist.ReduceOp.MAX, group=current_group()) # all flags
     bad, sig, value = v.tolist() # one synchronisation
     if bad: raise TrainingError(self._diverged(what, value))
     if what == 'loss': self._last_finite = (self.it, value)
@@ -720,7 +725,8 @@ def _setup_ddp(self:Trainer)->DDP:
     if self.sparse:
         self.sparse.broadcast = self._sync_masks
         self._sync_masks(self.sparse.masks); self.sparse._refresh()
-    net = DDP(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
+    net = DDP(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None,
+              process_group=current_group()) # all ranks, or the run's group of ranks
     if self.sparse: self.sparse.grad_model = net
     return net
 
