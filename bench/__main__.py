@@ -15,7 +15,8 @@ from freetickets_nb.core import get_device
 from freetickets_nb.safety import load_json, save_json
 from bench._timing import RESULTS, fmt_value
 
-BENCHMARKS = ('data_pipeline', 'data_stream', 'masking_overhead', 'ensemble_eval', 'pools_search', 'profile_demo', 'wrn_mfu', 'study_e2e')
+BENCHMARKS = ('data_pipeline', 'data_stream', 'masking_overhead', 'ensemble_eval', 'pools_search', 'profile_demo', 'wrn_mfu', 'study_e2e',
+              'imagenet_cost')
 CPU_ONLY, GPU_MODELS = ('profile_demo', 'study_e2e'), {'masking_overhead': 'resnet18'}
 
 

@@ -192,3 +192,66 @@ def test_two_groups_of_two_ranks_train_two_members_each_data_parallel(tmp_path):
         got = load_ticket(r.ticket)
         for k, v in single.model.state_dict().items():
             assert torch.allclose(got['model'][k].float(), v.float(), atol=1e-4), (r.ticket, k)
+
+
+# --- the cost of the presets: bench/imagenet_cost.py and the notebooks' tables -----------------------------
+
+def _cost_module():
+    import sys
+    from conftest import ROOT
+    if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
+    from bench import imagenet_cost
+    return imagenet_cost
+
+
+def _fake_cost(device='cpu', step=0.5, decode=0.01):
+    models = _cost_module().MODELS.values()
+    per = {k: dict(min=v, median=v, max=v) for k, v in {'decode': decode, **{m: step for m in models}}.items()}
+    return dict(machine=dict(device=device), image_size=224, seconds_per_image=per)
+
+
+def test_imagenet_cost_tiny_run(tmp_path):
+    C = _cost_module()
+    r = C.run(quick=True, size=32, batch=2, out=tmp_path/'c.json')
+    assert [row['b'] for row in r['rows']] == [f'{m} step' for m in C.MODELS.values()]
+    assert set(r['seconds_per_image']) == {'decode', *C.MODELS.values()}
+    assert all(v['median'] > 0 for v in r['seconds_per_image'].values())
+
+
+def test_preset_costs_follow_the_flop_accounting_and_the_run_placement():
+    C = _cost_module()
+    ft = C.study_costs(_fake_cost(), 'imagenet-r50').set_index('method')
+    de = ft.train_flops['Dense ensemble (M=4)']
+    assert ft.train_x_dense['Dense ensemble (M=4)'] == pytest.approx(4)
+    assert 0.17 < ft.train_flops['EDST ensemble (M=4, S=0.9)'] / de < 0.23  # "about 1/5" (notebook 30)
+    assert 0.28 < ft.train_flops['EDST ensemble (M=4, S=0.8)'] / de < 0.38  # "about a third"
+    assert ft.here_days['Dense (1 model)'] == pytest.approx(100 * C.N_TRAIN * 0.5 / 86400)
+    h8, h64 = ft.h100x8_hours, ft.h100x64_hours
+    assert h64['Dense ensemble (M=4)'] == pytest.approx(h8['Dense (1 model)'])  # 4 runs at once, 8 GPUs each
+    assert h64['Whole study (4 dense, 4 DST, 1 EDST run)'] == pytest.approx(4.1 * h8['Dense (1 model)'])
+    lp = C.study_costs(_fake_cost(), 'imagenet-lp-r18').set_index('method')
+    assert lp.images['IMP chain (9 levels)'] == (90 + 8 * 85) * C.N_TRAIN
+    assert lp.h100x64_hours['IMP chain (9 levels)'] == pytest.approx(lp.h100x8_hours['IMP chain (9 levels)'] / 8)
+    measured = C.study_costs(_fake_cost('cuda', step=1e-3), 'imagenet-lp-r18').set_index('method')
+    assert measured.h100x8_hours['Dense (level 0)'] == pytest.approx(90 * C.N_TRAIN * 1e-3 / 8 / 3600)
+
+
+def test_the_committed_measurement_is_full_size_and_the_notebooks_show_its_tables():
+    "Notebooks 30 and 31 print tables computed from bench/results/imagenet_cost_cpu.json (not typed)"
+    import json
+    from conftest import ROOT
+    C = _cost_module()
+    res = json.loads((ROOT/'bench'/'results'/'imagenet_cost_cpu.json').read_text())
+    assert not res['quick'] and res['image_size'] == 224
+    assert C.decode_cores(res, 'imagenet-r50') > 1  # one CPU decoder cannot feed an H100 (notebook 30)
+    def shown(nb, cell):
+        c, = [c for c in json.loads((ROOT/'nbs'/nb).read_text())['cells'] if c['id'] == cell]
+        text = [o.get('data', {}).get('text/plain', o.get('text', '')) for o in c['outputs']]
+        return ''.join(''.join(t) if isinstance(t, list) else t for t in text)
+    r50, r18 = C.study_costs(res, 'imagenet-r50'), C.study_costs(res, 'imagenet-lp-r18')
+    text30, text31 = shown('30_reproduce_freetickets.ipynb', '1e4a0004'), shown('31_reproduce_lottery_pools.ipynb', '1e4b0003')
+    for v in r50.here_days.round(2): assert f'{v:.2f}' in text30, v
+    for v in r50.h100x64_hours.round(2): assert f'{v:.2f}' in text30, v
+    for v in r18.h100x8_hours.round(2): assert f'{v:.2f}' in text31, v
+    line = shown('30_reproduce_freetickets.ipynb', '1e4a0005')
+    assert f"{res['seconds_per_image']['resnet50-fanin']['median']:.3f} s per image" in line
