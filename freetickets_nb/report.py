@@ -166,10 +166,10 @@ def _flops_figure(table:pd.DataFrame, fd:Path)->tuple:
            title='accuracy vs training cost')
     ax.margins(0.25); fig.tight_layout()
     label_points(ax, table.train_flops_x_dense.values, table.acc.values, list(table.method), colors)
-    best, cheap = table.loc[table.acc.idxmax()], table.loc[table.train_flops_x_dense.idxmin()]
-    s = (f"Most accurate: {best.method} (acc {best.acc:.4f}, {best.train_flops_x_dense:.2f}× the "
-         f"training FLOPs of one dense run); cheapest: {cheap.method} "
-         f"({cheap.train_flops_x_dense:.2f}×, acc {cheap.acc:.4f}).")
+    best, cheap = table[table.acc == table.acc.max()], table.loc[table.train_flops_x_dense.idxmin()]
+    tops = ', '.join(f"{r.method} ({r.train_flops_x_dense:.2f}×)" for r in best.itertuples())
+    s = (f"Highest accuracy, {best.acc.iloc[0]:.4f}: {tops} (training FLOPs in dense runs); "
+         f"cheapest: {cheap.method} ({cheap.train_flops_x_dense:.2f}×, acc {cheap.acc:.4f}).")
     return save_fig(fig, fd/'acc_vs_flops.png'), s
 
 def _table_figures(out:Path, table:pd.DataFrame, preds:dict, fd:Path)->dict:
@@ -244,8 +244,8 @@ def resolved_settings(cfg:StudyConfig)->dict:
 def settings_table(cfg:StudyConfig)->pd.DataFrame:
     "The report's settings: given values, and derived ones marked with how they were derived"
     res = resolved_settings(cfg)
-    return pd.DataFrame([dict(setting=k, value=f"{res[k]} (derived)" if k in res else str(v))
-                         for k, v in cfg.to_dict().items()])
+    shown = lambda k, v: f"{res[k]} (derived)" if k in res else str(v) if v != '' else '–'
+    return pd.DataFrame([dict(setting=k, value=shown(k, v)) for k, v in cfg.to_dict().items()])
 
 # %% ../nbs/16b_report.ipynb #f6000034
 def _finished_before(cfg:StudyConfig, out:Path, row:str, t:float)->bool:
