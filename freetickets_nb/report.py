@@ -25,7 +25,7 @@ from .pf import pf_configs
 from .ltr import study_imp
 
 # %% auto #0
-__all__ = ['REPORT_COLUMNS', 'ONE_BASIN', 'DEMO_COLUMNS', 'results_table', 'trajectories', 'resolved_settings', 'settings_table',
+__all__ = ['REPORT_COLUMNS', 'ONE_BASIN', 'DEMO_COLUMNS', 'results_table', 'trajectories', 'derived_settings', 'settings_table',
            'kept_times', 'write_report', 'demo_table', 'demo_section']
 
 # %% ../nbs/16b_report.ipynb #5566f5b5
@@ -228,7 +228,7 @@ def _head(cfg:StudyConfig, table:pd.DataFrame, data)->list:
             _notes(cfg, table), '']
 
 # %% ../nbs/16b_report.ipynb #f6000031
-def resolved_settings(cfg:StudyConfig)->dict:
+def derived_settings(cfg:StudyConfig)->dict:
     "Setting → the value the runs used, for the settings left at their 'derived' default"
     train, ens, r = cfg.train_config(), cfg.ensemble_config(), {}
     try: E, t_ex = edst_epochs(ens, train)
@@ -243,7 +243,7 @@ def resolved_settings(cfg:StudyConfig)->dict:
 
 def settings_table(cfg:StudyConfig)->pd.DataFrame:
     "The report's settings: given values, and derived ones marked with how they were derived"
-    res = resolved_settings(cfg)
+    res = derived_settings(cfg)
     shown = lambda k, v: f"{res[k]} (derived)" if k in res else str(v) if v != '' else '–'
     return pd.DataFrame([dict(setting=k, value=shown(k, v)) for k, v in cfg.to_dict().items()])
 
