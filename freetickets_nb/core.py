@@ -4,8 +4,8 @@
 
 # %% ../nbs/00_core.ipynb #714942c8
 from __future__ import annotations
-import argparse, dataclasses, functools, hashlib, inspect, json, math, numbers, operator, os
-import signal, socket, sys, tempfile, types, typing, zipfile
+import argparse, dataclasses, errno, functools, hashlib, inspect, json, math, numbers, operator
+import os, signal, socket, sys, tempfile, types, typing, zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -18,10 +18,10 @@ __all__ = ['PURPOSES', 'THREADS_ENV', 'HOST', 'write_hooks', 'derive_seed', 'mak
            'Interrupted', 'get_device', 'cpu_threads', 'set_cpu_threads', 'set_deterministic', 'deterministic_from_env',
            'Registry', 'cfg_field', 'Config', 'field_types', 'fits', 'type_text', 'kebab', 'range_text', 'choices_of',
            'choice_names', 'check_field', 'rule', 'config_rules', 'check_config', 'renamed_fields', 'upgrade_dict',
-           'canonical_json', 'short_hash', 'config_diff', 'run_dir', 'cli_errors', 'OneLineParser', 'field_docs',
-           'parse_bool', 'flag_parser', 'add_config_flags', 'config_parser', 'config_kwargs', 'to_flags',
-           'config_signature', 'split_kwargs', 'md_table', 'ensure_dir', 'tmp_prefix', 'atomic_write', 'atomic_save',
-           'load_saved']
+           'canonical_json', 'short_hash', 'config_diff', 'run_dir', 'os_error_text', 'cli_errors', 'OneLineParser',
+           'field_docs', 'parse_bool', 'flag_parser', 'add_config_flags', 'config_parser', 'config_kwargs', 'to_flags',
+           'config_signature', 'split_kwargs', 'md_table', 'ensure_dir', 'tmp_prefix', 'write_error', 'atomic_write',
+           'atomic_save', 'load_saved']
 
 # %% ../nbs/00_core.ipynb #4126c66f
 PURPOSES = ('init', 'masks', 'data', 'growth', 'noise')
@@ -347,17 +347,26 @@ def run_dir(root, method:str, cfg:Config)->Path:
     return Path(root)/method/short_hash(cfg)
 
 # %% ../nbs/00_core.ipynb #23307952
+def os_error_text(e:OSError)->str:
+    "What an `OSError` means, for a one-line message: 'No space left on device (ENOSPC)'"
+    if not e.errno: return e.strerror or str(e) or type(e).__name__
+    return f"{os.strerror(e.errno)} ({errno.errorcode.get(e.errno, e.errno)})"
+
 def cli_errors(f:Callable)->Callable:
-    "Decorator for entry points: a `FreeTicketsError` is one line, exit status 2 (or 128 + signal)"
+    "Decorator for entry points: a `FreeTicketsError` or `OSError` is one line, exit status 2"
     @functools.wraps(f)
     def _inner(*args, **kwargs):
         try: return f(*args, **kwargs)
         except FreeTicketsError as e:
             print(f"{'stopped' if isinstance(e, Interrupted) else 'error'}: {e}", file=sys.stderr)
             sys.exit(getattr(e, 'exit_code', 2))
+        except OSError as e: # one the library did not expect: the file and what went wrong
+            where = f"{e.filename!r}: " if e.filename else ''
+            print(f"error: {where}{os_error_text(e)}", file=sys.stderr)
+            sys.exit(2)
         except KeyboardInterrupt:
-            print("stopped: interrupted at once (second signal); finished runs and the last "
-                  "checkpoint are kept: run the same command again to resume", file=sys.stderr)
+            print("stopped: interrupted; finished runs and the last checkpoint are kept: run the "
+                  "same command again to resume", file=sys.stderr)
             sys.exit(128 + signal.SIGINT)
     return _inner
 
@@ -525,21 +534,44 @@ def tmp_prefix(path:Path)->str:
 
 write_hooks:list = [] # `f(moment, file name)`: called by `atomic_write` at 'write' and 'written'
 
+def write_error(path, e:OSError)->OutputError:
+    "The error of a failed write of `path`: the path, what `e` means, and the fix"
+    full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+    locked = e.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    fix = ('free space on that disk' if full else 'make the folder writable or choose another '
+           '--out' if locked else 'check that disk')
+    return OutputError(f"cannot write {str(path)!r}: {os_error_text(e)}; nothing partial was "
+                       f"left: {fix}, then run the same command again")
+
+class _Recorded:
+    "A binary file that keeps its write error (`torch.save` reports it as a vague RuntimeError)"
+    def __init__(self, f): self.f, self.error = f, None
+    def write(self, b):
+        try: return self.f.write(b)
+        except OSError as e: self.error = e; raise
+    def __getattr__(self, name): return getattr(self.f, name)
+
 def atomic_write(path, data:bytes|str|Callable)->Path:
     "Write `data` (bytes, text, or a function writing to a binary file) to `path` atomically"
-    path = Path(path)
+    path, f = Path(path), None
     ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=tmp_prefix(path), suffix='.tmp')
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=tmp_prefix(path), suffix='.tmp')
+    except OSError as e: raise write_error(path, e) from None
     try:
         os.chmod(tmp, 0o666 & ~_umask()) # mkstemp makes 0600; results get the usual permissions
-        with os.fdopen(fd, 'wb') as f:
+        with os.fdopen(fd, 'wb') as raw:
+            f = _Recorded(raw)
             if callable(data): data(f)
             else: f.write(data.encode() if isinstance(data, str) else data)
-            f.flush(); os.fsync(f.fileno())
+            raw.flush(); os.fsync(raw.fileno())
         for hook in write_hooks: hook('write', path.name)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp): os.remove(tmp)
+        err = f.error if f is not None and f.error else e
+        if isinstance(err, OSError) and not isinstance(err, FreeTicketsError):
+            raise write_error(path, err) from None
         raise
     for hook in write_hooks: hook('written', path.name)
     return path
