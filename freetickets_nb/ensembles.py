@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_ensembles.ipynb #196efb94
 from __future__ import annotations
-import os
+import hashlib, json, os
 from dataclasses import dataclass
 from pathlib import Path
 from .core import Config, ConfigError, CheckpointError, cfg_field, short_hash
@@ -15,8 +15,8 @@ from .flops import inference_flops, train_flops
 
 # %% auto #0
 __all__ = ['EXPLORE_BATCHES', 'MANIFEST_FORMAT', 'EnsembleConfig', 'run_kind', 'member_dir', 'run_done', 'check_finished',
-           'train_member', 'forward_flops', 'ticket_flops', 'run_train_flops', 'write_manifest', 'load_manifest',
-           'load_members']
+           'train_member', 'forward_flops', 'ticket_flops', 'run_train_flops', 'config_id', 'write_manifest',
+           'load_manifest', 'load_members']
 
 # %% ../nbs/07_ensembles.ipynb #8ea05426
 EXPLORE_BATCHES = ('fresh', 'last') # EDST's exploration gradient: a fresh or the last batch
@@ -26,19 +26,21 @@ class EnsembleConfig(Config):
     "Settings shared by the ensemble methods (the member recipe is a `TrainConfig`)"
     members:int=3 # ensemble size M
     density:float=0.2 # global density d of the sparse members (S = 1 − d)
-    edst_epochs:int=0 # E of the EDST run (0: 1.8 × the member epochs, fitted to t_ex + M·t_re)
-    edst_explore_epochs:int=0 # t_ex (0: one third of the EDST epochs)
+    # E of the EDST run (0: 1.8 × the member epochs, fitted to t_ex + M·t_re)
+    edst_epochs:int=cfg_field(0, ge=0)
+    edst_explore_epochs:int=cfg_field(0, ge=0) # t_ex (0: one third of the EDST epochs)
     # EDST LR timeline: 'cifar' (main_EDST.py) or 'imagenet' (ImageNet/main.py: warm-up, 3 levels)
     edst_timeline:str=cfg_field('cifar', choices=('cifar', 'imagenet'))
-    explore_rate:float=0.8 # q, the prune-and-regrow rate between EDST phases
+    explore_rate:float=cfg_field(0.8, gt=0, le=1) # q, the prune-and-regrow rate between EDST phases
     explore_growth:str='' # growth of the global exploration ('' : the member growth)
     reset_best_after_exploration:bool=True # each EDST phase selects its own ticket (reference: no)
     edst_growth:str='' # growth of the EDST run's updates and explorations ('': the member growth)
     # gradient of a gradient-grown exploration: one 'fresh' batch, or the epoch's 'last' (reference)
     explore_batch:str=cfg_field('fresh', choices=EXPLORE_BATCHES)
-    pf_epochs:int=0 # fine-tuning epochs of each PF member (0: a fifth of the member epochs, ≥ 1)
-    pf_lr:float=0.01 # constant fine-tuning LR of the PF members
-    imp_levels:int=0 # IMP levels of lottery-pools (0: one level past the density d)
+    # fine-tuning epochs of each PF member (0: a fifth of the member epochs, ≥ 1)
+    pf_epochs:int=cfg_field(0, ge=0)
+    pf_lr:float=cfg_field(0.01, gt=0) # constant fine-tuning LR of the PF members
+    imp_levels:int=cfg_field(0, ge=0) # IMP levels of lottery-pools (0: one level past the density d)
     imp_rewind_epoch:int=cfg_field(1, ge=0) # IMP: epoch the weights and LR rewind to (0: init)
     # IMP prune scope ('': conv weights, conv and linear for the MLP)
     imp_scope:str=cfg_field('', choices=('', 'conv', 'conv+linear'))
@@ -49,8 +51,6 @@ class EnsembleConfig(Config):
         if not 0 < self.density <= 1:
             raise ConfigError(f"density must be in (0, 1], got {self.density}: "
                               "e.g. --density 0.2 for S = 0.8")
-        if not 0 < self.explore_rate <= 1:
-            raise ConfigError(f"explore_rate (q) must be in (0, 1], got {self.explore_rate}")
         if self.explore_growth not in ('', 'gradient', 'random', 'momentum'):
             raise ConfigError("explore_growth must be gradient, random or momentum, "
                               f"got {self.explore_growth!r}")
@@ -61,9 +61,6 @@ class EnsembleConfig(Config):
             raise ConfigError("explore_growth 'momentum' needs the dense momentum that only growth "
                               "'momentum' keeps: set --growth momentum and leave --explore-growth "
                               "empty, or use gradient / random")
-        if min(self.edst_epochs, self.edst_explore_epochs, self.pf_epochs, self.imp_levels) < 0:
-            raise ConfigError("epoch and level counts must be non-negative")
-        if not self.pf_lr > 0: raise ConfigError(f"pf_lr must be positive, got {self.pf_lr}")
 
 # %% ../nbs/07_ensembles.ipynb #87f308a1
 def run_kind(cfg:TrainConfig)->str:
@@ -120,12 +117,17 @@ def _rel(p:Path, root:Path)->str:
     try: return os.path.relpath(Path(p).resolve(), root.resolve())
     except ValueError: return str(Path(p).resolve()) # another drive (Windows)
 
+def config_id(d:dict)->str:
+    "8 hex digits of the SHA-256 of a saved config dict: tells the runs of a manifest apart"
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
+
 def _member(p, root:Path)->dict:
     t = load_ticket(p)
     masks = Masks.from_state_dict(t['masks']) if t['masks'] is not None else None
     return dict(ticket=_rel(p, root), seed=t['seed'], epoch=t['epoch'],
                 phase=t['metrics'].get('phase'), metrics=t['metrics'],
-                density=masks.density if masks is not None else 1.0)
+                density=masks.density if masks is not None else 1.0,
+                config=config_id(t['config']))
 
 def write_manifest(path, method:str, tickets:list, ens:EnsembleConfig, base:TrainConfig,
                    train_flops:float=0.0, dense_train_flops:float=0.0, metrics:dict|None=None,
@@ -143,12 +145,23 @@ def write_manifest(path, method:str, tickets:list, ens:EnsembleConfig, base:Trai
 # %% ../nbs/07_ensembles.ipynb #0c618a12
 _FIX = 're-run the ft-study command that wrote it'
 
-def load_manifest(path)->dict:
+def _missing_fix(gone:list)->str:
+    "What to do about missing tickets: a run folder without its ticket must go to be retrained"
+    folders = sorted({str(Path(t).parent) for t in gone if Path(t).parent.exists()})
+    if not folders: return f"restore them, or {_FIX}: it retrains the missing runs"
+    s = 's' * (len(folders) > 1)
+    return (f"restore them, or delete the run folder{s} {', '.join(map(repr, folders))} and "
+            f"{_FIX}: it retrains the deleted runs (a run folder without its ticket is not)")
+
+def load_manifest(path, trust:bool=False, # accept a manifest without its checksum
+                 )->dict:
     "Read and check a manifest (checksum, format, every ticket present); ticket paths made absolute"
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"manifest {str(path)!r} does not exist: run ft-study first or check "
                               "the path")
+    if path.is_dir():
+        raise CheckpointError(f"{str(path)!r} is a folder: pass the manifest.json of an ensemble")
     m = load_json(path, 'manifest', fix=f'{_FIX} (it reuses the trained runs)')
     if not isinstance(m, dict) or m.get('format') != MANIFEST_FORMAT or not m.get('members'):
         raise CheckpointError(f"{str(path)!r} is not an ensemble manifest ({MANIFEST_FORMAT})")
@@ -157,7 +170,11 @@ def load_manifest(path)->dict:
     if gone:
         raise CheckpointError(f"manifest {str(path)!r} points to {len(gone)} missing "
                               f"ticket{'s' * (len(gone) > 1)} ({', '.join(map(repr, gone))}): "
-                              f"restore them, or {_FIX} to retrain them")
+                              + _missing_fix(gone))
+    if not trust and '_sha256' not in json.loads(path.read_text()):
+        raise CheckpointError(f"manifest {str(path)!r} has no checksum (_sha256), so its content "
+                              "cannot be checked (written or edited by hand?): pass "
+                              f"--trust-manifest to evaluate it anyway, or {_FIX}")
     return m
 
 def load_members(manifest, device=None)->list:
@@ -165,11 +182,13 @@ def load_members(manifest, device=None)->list:
     m = manifest if isinstance(manifest, dict) else load_manifest(manifest)
     out = []
     for mem in m['members']:
-        t = load_ticket(mem['ticket'], fix=f'restore it, or {_FIX}')
+        folder = str(Path(mem['ticket']).parent)
+        t = load_ticket(mem['ticket'], fix=f'restore it, or delete {folder!r} and {_FIX}')
         want = dict(seed=mem['seed'], epoch=mem['epoch'], dataset=m['train']['dataset'],
-                    model=m['train']['model'])
+                    model=m['train']['model'], config=mem.get('config'))
         got = dict(seed=t['seed'], epoch=t['epoch'], dataset=t['config']['dataset'],
-                   model=t['config']['model'])
+                   model=t['config']['model'], config=config_id(t['config']))
+        if want['config'] is None: got['config'] = None # a manifest older than config ids
         if got != want: # a ticket of another member is refused
             diff = '; '.join(f"{k}: {got[k]!r} in the ticket, {want[k]!r} in the manifest"
                              for k in want if got[k] != want[k])

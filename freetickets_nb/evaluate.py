@@ -8,7 +8,7 @@ import hashlib, json, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import CheckpointError, atomic_write
-from .safety import save_json, load_json
+from .safety import save_json, load_json, raise_if_stopped
 from .train import TrainConfig
 from .ensembles import (EnsembleConfig, run_train_flops, write_manifest,
                                       load_manifest, load_members)
@@ -19,12 +19,14 @@ from .diversity import diversity_summary
 from .plan import StudyConfig
 
 # %% auto #0
-__all__ = ['EVAL_VERSION', 'RESULT_COLUMNS', 'nonzero_params', 'evaluate_ensemble', 'dense_unit', 'evaluate_row', 'results_frame']
+__all__ = ['EVAL_VERSION', 'RESULT_COLUMNS', 'eval_key', 'nonzero_params', 'cached_evaluation', 'evaluate_ensemble', 'dense_unit',
+           'evaluate_row', 'results_frame']
 
 # %% ../nbs/16a_evaluate.ipynb #ee5a9feb
 EVAL_VERSION = 1
 
-def _eval_key(man:dict, cfg:StudyConfig, corruption_root=None)->str:
+def eval_key(man:dict, cfg:StudyConfig, corruption_root=None)->str:
+    "The cache key of an evaluation: the members, the evaluation settings and `EVAL_VERSION`"
     mem = [(Path(m['ticket']).parent.name, Path(m['ticket']).name, m['epoch'])
            for m in man['members']]
     root = str(corruption_root) if corruption_root else None
@@ -38,15 +40,16 @@ def nonzero_params(models)->int:
     "Non-zero parameters of all `models` (what a sparse ensemble stores)"
     return int(sum((p != 0).sum().item() for m in models for p in m.parameters()))
 
-def _cached(path:Path, key:str):
-    "`(row, preds)` of a valid evaluation cache next to the manifest `path`, else None"
-    f = path.parent/'eval.json'
-    if not (f.exists() and (path.parent/'preds_test.pt').exists()): return None
+def cached_evaluation(folder, key:str)->tuple|None:
+    "`(row, preds)` of a valid evaluation cache with `key` in `folder`, else None"
+    folder = Path(folder)
+    f = folder/'eval.json'
+    if not (f.exists() and (folder/'preds_test.pt').exists()): return None
     try: ev = load_json(f, 'evaluation cache')
     except CheckpointError as e: # a damaged cache is only recomputed
         warnings.warn(f"{str(e).split(': ')[0]}; evaluating again"); return None
     if ev.get('key') != key: return None
-    return ev['row'], Predictions.load(path.parent/'preds_test.pt')
+    return ev['row'], Predictions.load(folder/'preds_test.pt')
 
 # %% ../nbs/16a_evaluate.ipynb #ee5a9fec
 def _metrics(preds, models, man:dict, data, cfg:StudyConfig, device, corruption_root)->tuple:
@@ -57,8 +60,10 @@ def _metrics(preds, models, man:dict, data, cfg:StudyConfig, device, corruption_
     for k in ('acc', 'nll', 'ece', 'brier'):
         row[k], row[f'member_{k}'] = float(s.loc[k, 'ensemble']), float(s.loc[k, 'member_mean'])
         row[f'member_{k}_std'] = float(s.loc[k, 'member_std'])
+    raise_if_stopped(f"evaluating {man['method']}") # between the stages: a stop is honoured
     ood = ood_eval(models, data, scores=('entropy',), n=cfg.ood_n or None, seed=cfg.seed,
                    device=device)
+    raise_if_stopped(f"evaluating {man['method']}")
     row['ood_auroc'] = float(ood.auroc.mean())
     row.update({f'ood_auroc_{o}': float(a) for o, a in zip(ood.ood, ood.auroc)})
     ct = corruption_eval(models, data, n=cfg.corruption_n or None, seed=cfg.seed, device=device,
@@ -77,21 +82,23 @@ def _metrics(preds, models, man:dict, data, cfg:StudyConfig, device, corruption_
 # %% ../nbs/16a_evaluate.ipynb #ee5a9fed
 def evaluate_ensemble(manifest, data, cfg:StudyConfig|None=None, device=None, cache:bool=True,
                       corruption_root=None, # released CIFAR-10-C / -100-C `.npy` files (None: made)
+                      cache_dir=None, # where the caches are read and written (None: the manifest's)
+                      trust:bool=False, # accept a manifest without its checksum
                      )->tuple:
     "`(row, preds)`: every metric of the ensemble in `manifest` (path) on `data`; its predictions"
     path = Path(manifest)
-    man, cfg = load_manifest(path), cfg or StudyConfig()
-    key = _eval_key(man, cfg, corruption_root)
-    if cache and (hit := _cached(path, key)): return hit
+    man, cfg = load_manifest(path, trust=trust), cfg or StudyConfig()
+    key, folder = eval_key(man, cfg, corruption_root), Path(cache_dir or path.parent)
+    if cache and (hit := cached_evaluation(folder, key)): return hit
     models = [m for m, _ in load_members(man, device=device)]
     preds = predict(models, data.test, meta=dict(method=man['method'], split='test'),
                     mean=data.mean, std=data.std, device=device)
     row, ood, ct = _metrics(preds, models, man, data, cfg, device, corruption_root)
-    if cache:
-        preds.save(path.parent/'preds_test.pt')
-        atomic_write(path.parent/'corruptions.csv', ct.to_csv(index=False))
-        atomic_write(path.parent/'ood.csv', ood.to_csv(index=False))
-        save_json(dict(key=key, row=row), path.parent/'eval.json', checksum=True)
+    if cache: # eval.json last: it makes the cache valid
+        preds.save(folder/'preds_test.pt')
+        atomic_write(folder/'corruptions.csv', ct.to_csv(index=False))
+        atomic_write(folder/'ood.csv', ood.to_csv(index=False))
+        save_json(dict(key=key, row=row), folder/'eval.json', checksum=True)
     return row, preds
 
 # %% ../nbs/16a_evaluate.ipynb #e5000006

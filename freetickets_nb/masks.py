@@ -150,6 +150,15 @@ def layer_densities(model, density:float, distribution:str='erk', power_scale:fl
     return distributions[distribution](model, density, power_scale=power_scale)
 
 # %% ../nbs/03_masks.ipynb #939171f7
+def _check_densities(ws:dict, dens:dict):
+    "Refuse per-layer `densities` that miss a masked layer or name one the model does not mask"
+    missing, unknown = [k for k in ws if k not in dens], [k for k in dens if k not in ws]
+    if not (missing or unknown): return
+    what = '; '.join(f"{w} {', '.join(map(repr, ks))}" for w, ks in
+                     (('no density for', missing), ('no masked layer', unknown)) if ks)
+    raise ConfigError(f"densities must give one density per masked layer ({what}): the masked "
+                      f"layers are {', '.join(ws)}")
+
 def init_masks(model:nn.Module, density:float, # global density d (fraction of weights kept)
                distribution:str='erk', # 'erk', 'er' or 'uniform'
                generator:torch.Generator|int|None=None, # the mask generator or its seed (None: 0)
@@ -162,6 +171,7 @@ def init_masks(model:nn.Module, density:float, # global density d (fraction of w
     ws = maskable_weights(model, ignore)
     dens = (densities if densities is not None
             else layer_densities(_shapes(ws), density, distribution, power_scale))
+    _check_densities(ws, dens)
     g = (generator if isinstance(generator, torch.Generator)
          else make_generator(generator or 0, 'masks'))
     masks = Masks()

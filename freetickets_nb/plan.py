@@ -265,11 +265,25 @@ def _saved_study(f:Path)->StudyConfig:
 
 def _flag(v)->str: return ','.join(map(str, v)) if isinstance(v, tuple) else str(v)
 
-def _archive(out:Path):
-    "Move the report, results and figures of a previous study into `previous/<time>/`"
-    dest = out/'previous'/datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')
-    for name in ('report.md', 'results.csv', 'results.json', 'figures', 'study.json'):
-        if (out/name).exists(): ensure_dir(dest); shutil.move(str(out/name), str(dest/name))
+def _relink(man:Path, was:Path):
+    "Make the ticket paths of the manifest `man`, moved here from the folder `was`, point again"
+    try: m = load_json(man, 'manifest')
+    except CheckpointError: return # a damaged manifest moves as it is
+    for mem in m.get('members', []) if isinstance(m, dict) else ():
+        mem['ticket'] = os.path.relpath(os.path.abspath(was/mem['ticket']), man.parent.absolute())
+    save_json(m, man, checksum=True)
+
+def _archive(out:Path, old:StudyConfig):
+    "Move a previous study's report, results, figures and rows into `previous/<time>/`"
+    stamp = datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')
+    dest, n = out/'previous'/stamp, 1
+    while dest.exists(): n += 1; dest = out/'previous'/f'{stamp}-{n}'
+    rows = [r for m in study_methods(old, out) for r in m.row_names()]
+    for name in ('report.md', 'results.csv', 'results.json', 'barriers.csv', 'figures', *rows,
+                 'study.json'): # study.json last: a run killed half-way archives the rest again
+        if not (out/name).exists(): continue
+        ensure_dir(dest); shutil.move(str(out/name), str(dest/name))
+        if (dest/name/'manifest.json').exists(): _relink(dest/name/'manifest.json', out/name)
 
 # %% ../nbs/16_study_plan.ipynb #8a83660f
 def _resumed(out:Path, old:StudyConfig, given:dict)->StudyConfig:
@@ -290,7 +304,7 @@ def _replace(out:Path, old:StudyConfig, cfg:StudyConfig, force:bool):
         raise ConfigError(f"{str(out)!r} holds a study with other settings ({diff}): use --resume "
                           "to continue it, --force to start this one there (old results move to "
                           "previous/), or another --out")
-    _archive(out)
+    _archive(out, old)
 
 def _check_empty(out:Path, force:bool):
     "A folder without a study must hold nothing but a study's files (unless `force`)"
@@ -306,13 +320,13 @@ def _check_empty(out:Path, force:bool):
 def prepare_folder(out:Path, cfg:StudyConfig, resume:bool=False, force:bool=False,
                    given:dict|None=None)->StudyConfig:
     "Check `out` (writable, empty or this study's), write `study.json`; `resume`: saved settings"
-    ensure_dir(out); clean_stale_tmp(out)
     f = out/'study.json'
-    if f.exists() and resume: return _resumed(out, _saved_study(f), given or {})
-    if f.exists(): _replace(out, _saved_study(f), cfg, force)
-    elif resume:
+    if resume and not f.exists(): # refused before the folder is made
         raise ConfigError(f"nothing to resume in {str(out)!r}: it holds no study.json; drop "
                           "--resume to start a study there")
+    ensure_dir(out); clean_stale_tmp(out)
+    if f.exists() and resume: return _resumed(out, _saved_study(f), given or {})
+    if f.exists(): _replace(out, _saved_study(f), cfg, force)
     else: _check_empty(out, force)
     save_json(cfg.to_dict(), f, checksum=True)
     return cfg

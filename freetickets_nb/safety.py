@@ -220,26 +220,27 @@ def _lock_fd(f:Path)->int|None:
         os.close(fd) # its last holder removed it while we opened it: lock the new file
 
 def _take(folder:Path, what:str)->tuple:
-    "`(descriptor or None, the record it replaces)`; `FolderInUse` when another process holds it"
+    "`(descriptor or None, the bytes of the record it replaces)`; `FolderInUse` if another holds it"
     f = folder/LOCK_FILE
-    if fcntl is None: return None, {}
+    if fcntl is None: return None, b''
     try: fd = _lock_fd(f)
     except OSError as e:
-        if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS): return None, {}
+        if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS): return None, b''
         raise
     if fd is None:
         raise FolderInUse(f"{what} {str(folder)!r} is in use by {describe_writer(lock_info(folder))}"
                           ": wait for it to finish or stop it, or choose another --out (one "
                           "process writes a folder at a time)")
-    old = _parse(os.pread(fd, 1 << 16, 0))
+    old = os.pread(fd, 1 << 16, 0)
     os.ftruncate(fd, 0); os.pwrite(fd, _record(), 0)
     return fd, old
 
 # %% ../nbs/04a_safety.ipynb #5afe0016
-def _release(folder:Path, fd:int):
-    "Remove the lock file (if it is still ours), then close it, which releases the lock"
+def _release(folder:Path, fd:int, keep:bytes=b''):
+    "Remove the lock file (if still ours; `keep`: write that record back), close it: released"
     try:
-        if os.path.samestat(os.fstat(fd), os.stat(folder/LOCK_FILE)): os.unlink(folder/LOCK_FILE)
+        if keep: os.ftruncate(fd, 0); os.pwrite(fd, keep, 0)
+        elif os.path.samestat(os.fstat(fd), os.stat(folder/LOCK_FILE)): os.unlink(folder/LOCK_FILE)
     except OSError: pass
     os.close(fd)
 
@@ -260,25 +261,28 @@ def _wait_for_rank0(folder:Path, poll:float=0.2):
 @contextlib.contextmanager
 def hold_folder(folder, what:str='folder', # 'study folder', 'run folder'…, for messages
                 rank:int=0, # under torchrun: rank 0 locks, the others wait for it
-                on_stale:Callable|None=None, # told `describe_writer` of a killed earlier writer
+                on_stale:Callable|None=None, # told (one line) of a killed earlier writer's record
                ):
-    "Be the only writer of `folder` while inside (created if needed, removed if left empty)"
+    "Be the only writer of `folder` while inside (created if needed; a refusal: left as it was)"
     folder = Path(folder)
     key = os.path.realpath(folder)
     if _HELD.get(key, (None,))[0] == os.getpid(): yield folder; return # held here already
-    made, fd, ok = (_missing(folder) if rank == 0 else []), None, False
+    made, fd, old, ok, refused = (_missing(folder) if rank == 0 else []), None, b'', False, False
     try:
         if rank == 0:
             ensure_dir(folder)
             fd, old = _take(folder, what)
-            if old.get('pid') and on_stale: on_stale(describe_writer(old))
+            if (rec := _parse(old)).get('pid') and on_stale:
+                on_stale(f"{what} {str(folder)!r} was held by {describe_writer(rec)}, which "
+                         "ended without releasing it (killed?); it is this process's now")
         else: _wait_for_rank0(folder)
         _HELD[key] = (os.getpid(), fd)
         yield folder
         ok = True
+    except FreeTicketsError as e: refused = not isinstance(e, Interrupted); raise
     finally:
         _HELD.pop(key, None)
-        if fd is not None: _release(folder, fd)
+        if fd is not None: _release(folder, fd, old if refused else b'')
         for d in made if not ok else (): # left empty by a refusal: as if never made
             try: d.rmdir()
             except OSError: break

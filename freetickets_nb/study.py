@@ -4,24 +4,31 @@
 
 # %% ../nbs/16c_study.ipynb #a7000003
 from __future__ import annotations
-import argparse, sys, time
+import argparse, contextlib, sys, time
 from pathlib import Path
 import pandas as pd
-from .core import (ConfigError, OneLineParser, cli_errors, deterministic_from_env,
-                                 get_device, set_cpu_threads, set_deterministic)
-from .safety import graceful_stop, raise_if_stopped
+from dataclasses import dataclass
+from .core import (Config, ConfigError, CheckpointError, OneLineParser, cfg_field,
+                                 cli_errors, config_kwargs, add_config_flags,
+                                 deterministic_from_env, get_device, set_cpu_threads,
+                                 set_deterministic)
+from .safety import (graceful_stop, raise_if_stopped, stop_after_writes, hold_folder,
+                                   watch_parent, load_json)
 from .data import get_dataset
 from .train import TrainConfig, check_data_root, default_workers
 from .distributed import setup_dist, cleanup_dist
 from .ensembles import load_manifest
+from .metrics import ECE_VARIANTS
 from .methods import RunContext, train_method, plan_jobs, train_parallel
 from .plan import (PRESETS, StudyConfig, study_config, study_methods, recorders,
                                  launch_env, check_paths, open_study, study_args)
-from .evaluate import dense_unit, evaluate_row, results_frame, evaluate_ensemble
+from .evaluate import (dense_unit, evaluate_row, results_frame, evaluate_ensemble,
+                                     eval_key, cached_evaluation)
 from .report import results_table, write_report
 
 # %% auto #0
-__all__ = ['run_methods', 'check_ranks', 'train_on_ranks', 'run_study', 'main', 'eval_main']
+__all__ = ['run_methods', 'check_ranks', 'train_on_ranks', 'run_study', 'main', 'EvalOptions', 'eval_parser', 'manifest_path',
+           'study_of', 'eval_config', 'eval_main']
 
 # %% ../nbs/16c_study.ipynb #a7000006
 def _line(name:str, row:dict, seconds:float)->str:
@@ -39,8 +46,9 @@ def run_methods(methods:list, cfg:StudyConfig, out, ctx:RunContext, corruption_r
         log(f"[{m.name}] {m.describe()}")
         for name, run in train_method(m, ctx).items():
             unit = unit or dense_unit(cfg.train_config(), run, ctx.data)
-            row, preds[name] = evaluate_row(run, out, cfg, unit, ctx.data, ctx.device,
-                                            corruption_root)
+            with stop_after_writes(f'evaluating {name}'): # a stop: after the file being written
+                row, preds[name] = evaluate_row(run, out, cfg, unit, ctx.data, ctx.device,
+                                                corruption_root)
             rows.append(row)
             seconds[name] = time.perf_counter() - t0
             log(_line(name, row, seconds[name]))
@@ -65,7 +73,7 @@ def train_on_ranks(methods:list, ctx:RunContext, rank:int, world:int, size:int, 
         if env is not None: cleanup_dist()
 
 # %% ../nbs/16c_study.ipynb #d1955c51
-@graceful_stop() # SIGINT, SIGTERM: training stops after the current step, a study between methods
+@graceful_stop() # SIGINT, SIGTERM: training stops after the current step, the rest at a safe point
 def run_study(cfg:StudyConfig, out=None, device=None, data_root=None, resume:bool=False,
               force:bool=False, corruption_root=None, download:bool=False, progress:bool|None=None,
               verbose:bool=True,
@@ -81,16 +89,18 @@ def run_study(cfg:StudyConfig, out=None, device=None, data_root=None, resume:boo
     check_paths(data_root, download, corruption_root)
     if world > 1: check_ranks(ranks_per_run, world)
     w = default_workers() if workers is None else workers
-    cfg, data = open_study(cfg, out, rank, data_root, resume, force, download, given, w, data)
-    methods = study_methods(cfg, out)
-    ctx = RunContext(data, dev, progress, callbacks=recorders(cfg, data))
-    if world > 1: # every rank (group) trains its share of the runs; rank 0 evaluates and reports
-        size = ranks_per_run or (world if data.streamed else 1)
-        train_on_ranks(methods, ctx, rank, world, size, log)
-        if rank != 0: return pd.DataFrame()
-    table, preds, seconds = run_methods(methods, cfg, out, ctx, corruption_root, log)
-    raise_if_stopped("before the report")
-    write_report(out, cfg, table, preds, data, seconds)
+    with hold_folder(out, 'study folder', rank, on_stale=lambda m: log(f"note: {m}")):
+        cfg, data = open_study(cfg, out, rank, data_root, resume, force, download, given, w, data)
+        methods = study_methods(cfg, out)
+        ctx = RunContext(data, dev, progress, callbacks=recorders(cfg, data))
+        if world > 1: # every rank (group) trains its share of the runs; rank 0 evaluates, reports
+            size = ranks_per_run or (world if data.streamed else 1)
+            train_on_ranks(methods, ctx, rank, world, size, log)
+            if rank != 0: return pd.DataFrame()
+        table, preds, seconds = run_methods(methods, cfg, out, ctx, corruption_root, log)
+        raise_if_stopped("before the report")
+        with stop_after_writes('writing the report'):
+            write_report(out, cfg, table, preds, data, seconds)
     return table
 
 # %% ../nbs/16c_study.ipynb #6bc8ff6b
@@ -103,6 +113,7 @@ def _print_table(table:pd.DataFrame, out:Path):
 @cli_errors
 def main(argv=None):
     "Entry point of `ft-study`"
+    watch_parent() # under torchrun: stop when the launcher dies
     cfg, opts, given = study_args(argv)
     if opts.resume and opts.force:
         raise ConfigError("--resume and --force contradict each other: --resume continues the "
@@ -117,33 +128,79 @@ def main(argv=None):
     if len(table): _print_table(table, out)
 
 # %% ../nbs/16c_study.ipynb #a7000015
-def _eval_parser()->argparse.ArgumentParser:
-    what = 'Evaluate a saved ensemble (its manifest.json) on its test set.'
-    p = OneLineParser(prog='ft-eval', description=what)
-    a = p.add_argument
-    a('manifest', help='path of an ensemble manifest.json written by ft-study')
-    a('--device', help='cpu, cuda or cuda:N (default: cuda when available)')
-    a('--data-root', '--data_root', dest='data_root', help='folder with the dataset files')
-    a('--corruption-n', type=int, default=0, help='test images per corruption cell (0: all)')
-    a('--corruption-root', help='folder of the released CIFAR-10-C / -100-C .npy files')
-    a('--no-cache', action='store_true', help='recompute even when a cached evaluation exists')
-    return p
+@dataclass(frozen=True)
+class EvalOptions(Config):
+    "How `ft-eval` evaluates a saved ensemble (a setting not given: the study's, else the default)"
+    corruption_n:int|None=cfg_field(None, ge=0) # test images per corruption cell (0: all)
+    ood_n:int|None=cfg_field(None, ge=0) # images per OoD set (0: as many as the test set)
+    # ECE of the results: 'standard' (15 bins) or 'freetickets' (14)
+    ece_variant:str|None=cfg_field(None, choices=tuple(ECE_VARIANTS))
+    device:str|None=None # cpu, cuda or cuda:N (default: cuda when available; $FREETICKETS_DEVICE)
+    data_root:str|Path|None=None # folder with the dataset files (default: the usual places)
+    corruption_root:str|Path|None=None # folder of the released CIFAR-10-C / -100-C .npy files
+    out:str|Path|None=None # folder for this evaluation's cache (none: <ensemble>/branches/eval_…)
+    cache:bool=True # reuse a cached evaluation and cache this one (--no-cache: write nothing)
+    trust_manifest:bool=False # evaluate a manifest without its checksum (edited by hand)
+
+def eval_parser()->argparse.ArgumentParser:
+    "`ft-eval`'s parser: the manifest, and one flag per field of `EvalOptions`"
+    p = OneLineParser(prog='ft-eval', allow_abbrev=False,
+                      description='Evaluate a saved ensemble (its manifest.json) on its test set.')
+    p.add_argument('manifest', help='manifest.json of an ensemble written by ft-study, or its folder')
+    return add_config_flags(p, EvalOptions)
+
+def manifest_path(p)->Path:
+    "The manifest `p` names: a manifest file, or a folder holding `manifest.json`"
+    p = Path(p)
+    if not p.is_dir() or (p/'manifest.json').is_file(): return p/'manifest.json' if p.is_dir() else p
+    rows = sorted(m.parent.name for m in p.glob('*/manifest.json'))
+    hint = (f"pass one of its ensembles, e.g. {str(p/rows[0])!r} (it has {', '.join(rows)})"
+            if rows else "pass the manifest.json of an ensemble written by ft-study")
+    raise ConfigError(f"{str(p)!r} is a folder without a manifest.json: {hint}")
+
+# %% ../nbs/16c_study.ipynb #a7000017
+def study_of(manifest:Path)->Path|None:
+    "The study folder a manifest belongs to (the folder above its own with a `study.json`)"
+    root = Path(manifest).parent.parent
+    return root if (root/'study.json').exists() else None
+
+def eval_config(manifest:Path, man:dict, opts:EvalOptions)->StudyConfig:
+    "The evaluation's settings: `opts` where given, else the study's, else the defaults"
+    saved = {}
+    if (root := study_of(manifest)) is not None:
+        try: saved = load_json(root/'study.json', 'study settings')
+        except CheckpointError: pass # a damaged study.json: the defaults
+    pick = {k: getattr(opts, k) if getattr(opts, k) is not None else saved.get(k)
+            for k in ('corruption_n', 'ood_n', 'ece_variant')}
+    t = man['train']
+    return StudyConfig(dataset=t['dataset'], seed=t['seed'],
+                       **{k: v for k, v in pick.items() if v is not None})
+
+def _eval_folders(path:Path, key:str, opts:EvalOptions)->tuple:
+    "`(folder of the cache, folder held while writing it)` of an `ft-eval` run"
+    out = Path(opts.out or path.parent/'branches'/f'eval_{key[:8]}')
+    return out, Path(opts.out) if opts.out else study_of(path) or out
 
 @cli_errors
 def eval_main(argv=None):
     "Entry point of `ft-eval`: evaluate a saved ensemble manifest and print its metrics"
-    a = _eval_parser().parse_args(argv)
-    if a.corruption_n < 0:
-        raise ConfigError("--corruption-n must be non-negative (0: the whole test set), got "
-                          f"{a.corruption_n}")
-    get_device(a.device); check_data_root(a.data_root)
-    man = load_manifest(a.manifest)
+    ns = eval_parser().parse_args(argv)
+    opts = EvalOptions(**config_kwargs(ns, EvalOptions))
+    get_device(opts.device); check_paths(opts.data_root, corruption_root=opts.corruption_root)
+    path = manifest_path(ns.manifest)
+    man = load_manifest(path, trust=opts.trust_manifest)
+    cfg = eval_config(path, man, opts)
     t = TrainConfig.from_dict(man['train']) # the members' data: split, transforms, image size
-    cfg = StudyConfig(dataset=t.dataset, seed=t.seed, corruption_n=a.corruption_n)
-    data = get_dataset(cfg.dataset, root=a.data_root, seed=cfg.seed, workers=default_workers(),
+    data = get_dataset(cfg.dataset, root=opts.data_root, seed=cfg.seed, workers=default_workers(),
                        **t.data_kwargs())
-    row, _ = evaluate_ensemble(a.manifest, data, cfg, device=a.device, cache=not a.no_cache,
-                               corruption_root=a.corruption_root)
+    key = eval_key(man, cfg, opts.corruption_root)
+    out, held = _eval_folders(path, key, opts)
+    hit = opts.cache and cached_evaluation(path.parent, key) # the study's own cache: only read
+    writes = opts.cache and not hit
+    with graceful_stop(), hold_folder(held) if writes else contextlib.nullcontext():
+        row = hit[0] if hit else evaluate_ensemble(
+            path, data, cfg, device=opts.device, cache=opts.cache, cache_dir=out,
+            corruption_root=opts.corruption_root, trust=opts.trust_manifest)[0]
     print(pd.Series(row).to_string())
 
 if __name__ == '__main__' and not hasattr(sys, 'ps1'): main()

@@ -26,9 +26,9 @@ from .dst import (
 from .data import TRANSFORMS, VAL_SPLITS, datasets, get_dataset
 from .models import create_model
 from .stack import logit_scores
-from freetickets_nb.safety import (
-    clean_stale_tmp, crash_point, graceful_stop, keep_previous, load_json, save_json,
-    stop_requested)
+from .safety import (
+    clean_stale_tmp, crash_point, graceful_stop, hold_folder, keep_previous, load_json, save_json,
+    stop_requested, watch_parent)
 from freetickets_nb.distributed import (
     all_reduce_sum_, broadcast_bn_stats, cleanup_dist, current_group, gather_by_index,
     gather_objects, get_rank, get_world_size, is_dist, rank0_first, setup_dist, shard_indices,
@@ -512,7 +512,7 @@ def ticket(self:Trainer, metrics:dict|None=None)->dict:
                 masks=self.sparse.masks.state_dict() if self.sparse else None)
 
 def load_ticket(path, cfg:Config|None=None, # when given: refuse a ticket written for another config
-                fix:str='re-train or restore it', # the fix named when missing, damaged or foreign
+                fix:str='restore it, or delete its run folder to retrain the run', # the fix
                )->dict:
     "A ticket file; `CheckpointError` when missing, corrupt, not a ticket, or (`cfg`) another run's"
     t = load_saved(path, 'ticket file', missing=fix, corrupt=fix, fmt=TICKET_FORMAT)
@@ -702,7 +702,8 @@ def final_metrics(self:Trainer)->dict:
     "Validation and test metrics of the best-validation ticket and of the last epoch"
     best = self.best_state
     if best is None and self.run_folder is not None:
-        best = load_ticket(self.run_folder/'ticket.pt', self.cfg)['model']
+        fix = f"delete the folder {str(self.run_folder)!r} to retrain this run"
+        best = load_ticket(self.run_folder/'ticket.pt', self.cfg, fix=fix)['model']
     last = {f'last_{s}_{k}': v for s in ('val', 'test') for k, v in self.evaluate(s).items()}
     if best is None: return last
     cur = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -773,15 +774,17 @@ def train(cfg:TrainConfig, out='runs', device=None, data_root=None, progress:boo
     folder, ddp = run_dir(out, method_name(cfg), cfg), 'RANK' in os.environ if ddp is None else ddp
     owns = ddp and not is_dist()
     env = setup_dist(backend, device) if ddp else None
-    if download:
-        with rank0_first() if ddp else contextlib.nullcontext():
-            get_dataset(cfg.dataset, root=data_root, download=True)
-    tr = Trainer(cfg, folder, device=env.device if ddp else device, data=data, data_root=data_root,
-                 progress=progress, verbose=verbose, ddp=ddp, check_masks=check_masks,
-                 compile=compile, workers=workers)
-    if verbose and tr.is_main: _say_start(tr, folder, env)
-    tr.fit()
-    if verbose and tr.is_main: _say_end(tr, folder, check_masks)
+    rank, say = get_rank() if ddp else 0, print if verbose else (lambda *a: None)
+    with hold_folder(folder, 'run folder', rank, on_stale=lambda m: say(f"note: {m}")):
+        if download:
+            with rank0_first() if ddp else contextlib.nullcontext():
+                get_dataset(cfg.dataset, root=data_root, download=True)
+        tr = Trainer(cfg, folder, device=env.device if ddp else device, data=data,
+                     data_root=data_root, progress=progress, verbose=verbose, ddp=ddp,
+                     check_masks=check_masks, compile=compile, workers=workers)
+        if verbose and tr.is_main: _say_start(tr, folder, env)
+        tr.fit()
+        if verbose and tr.is_main: _say_end(tr, folder, check_masks)
     if owns: tr.release_ddp(); cleanup_dist()
     return tr
 
@@ -840,6 +843,7 @@ def check_data_root(root, download:bool=False):
 @cli_errors
 def main(**kw):
     "Train one dense or sparse network: its checkpoint, best-validation ticket, history, metrics"
+    watch_parent() # under torchrun: stop when the launcher dies
     given, opts = split_kwargs(kw, TrainConfig, TrainOptions)
     opts = TrainOptions(**opts)
     base = dict(TINY) if opts.tiny else {}
@@ -851,7 +855,6 @@ def main(**kw):
     w = default_workers() if opts.workers is None else opts.workers
     data = None if opts.download else get_dataset( # checked before any file is written
         cfg.dataset, root=opts.data_root, workers=w, **cfg.data_kwargs())
-    ensure_dir(opts.out)
     if opts.deterministic: set_deterministic()
     return train(cfg, opts.out, device=opts.device, data_root=opts.data_root,
                  progress=opts.progress, backend=opts.backend, check_masks=opts.check_masks,
