@@ -333,11 +333,11 @@ def convnet_sentence(t:pd.DataFrame, model:str='lenet5')->str:
     "The second model: its base and its highest refinement LR against its DST reference"
     b, d = _one(t, model), _one(t, model, 'dst')
     top = t[(t.model == model) & (t.varies == 'refine_lr')].sort_values('refine_lr').iloc[-1]
+    bars = f"{b.barrier_test_loss:.3f} and {top.barrier_test_loss:.3f} nats against {d.barrier_test_loss:.2f}"
+    gains = f"{b.gain_nll:+.4f} and {top.gain_nll:+.4f} against {d.gain_nll:+.4f}"
     return (f"**{model} repeats the pattern**: its tickets disagree on {_pct(b.disagreement)} (refinement LR "
             f"{top.refine_lr:g}: {_pct(top.disagreement)}) against {_pct(d.disagreement)} for DST members, with "
-            f"barriers {b.barrier_test_loss:.3f} and {top.barrier_test_loss:.3f} nats against "
-            f"{d.barrier_test_loss:.2f}; NLL gain over the best ticket {b.gain_nll:+.4f} and {top.gain_nll:+.4f} "
-            f"against {d.gain_nll:+.4f}.")
+            f"barriers {bars}; NLL gain over the best ticket {gains}.")
 
 def prediction_sentence(t:pd.DataFrame, model:str='mlp')->str:
     "What the measured trends predict for the paper's 100-epoch refinement phases on WRN-28-10"
