@@ -30,3 +30,37 @@ def test_fresh_demo_agrees_with_readme(tmp_path):
     run_demo(tmp_path/'demo')
     rows = json.loads((tmp_path/'demo'/'results.json').read_text())['results']
     assert demo_table(rows) in (ROOT/'README.md').read_text()
+
+
+def _readme_has(section:str):
+    "`section` (a generated Markdown block) appears verbatim in README"
+    assert section in (ROOT/'README.md').read_text(), 'README out of date: run python tools/readme.py'
+
+
+def test_readme_fashion_sections_are_the_recorded_runs():
+    "README's FreeTickets and Lottery Pools sections on Fashion-MNIST are written from bench/results"
+    from freetickets_nb.safety import load_json
+    from freetickets_nb import results
+    res = ROOT/'bench'/'results'
+    _readme_has(results.fashion_section(load_json(res/'fashion_seeds.json')))
+    _readme_has(results.lottery_fashion_section(load_json(res/'lottery_pools_fashion.json')))
+
+
+def test_readme_performance_section_is_the_recorded_benchmarks():
+    "README's performance table and bullets come from the benchmarks' JSON files"
+    from freetickets_nb.safety import load_json
+    from freetickets_nb import results
+    names = [*results.PERF_BENCHMARKS, 'study_e2e', 'profile_demo']
+    _readme_has(results.performance_section({n: load_json(ROOT/'bench'/'results'/f'{n}_cpu.json')
+                                             for n in names}))
+
+
+def test_fashion_seeds_file_holds_the_studies_it_reports():
+    "Every seed the README names was run with the fashion preset and holds every FreeTickets row"
+    from freetickets_nb.safety import load_json
+    from freetickets_nb.plan import FREETICKETS_METHODS
+    res = load_json(ROOT/'bench'/'results'/'fashion_seeds.json')
+    assert sorted(s['seed'] for s in res['studies'] if s['kind'] != 'random') == sorted(res['seeds'])
+    for st in res['studies']:
+        assert '--preset fashion' in st['command'] and f"--seed {st['seed']}" in st['command']
+        if st['kind'] != 'random': assert set(FREETICKETS_METHODS) <= {r['method'] for r in st['table']}
