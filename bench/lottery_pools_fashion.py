@@ -23,11 +23,11 @@ from freetickets_nb.data import get_dataset
 from freetickets_nb.train import TrainConfig
 from freetickets_nb.lottery import IMPConfig, imp_dir, run_imp
 from freetickets_nb.pools import PoolConfig, run_lottery_pools
+from freetickets_nb.results import POOL_NAMES
 from bench._timing import machine_info
 
 RESULTS = Path(__file__).parent / 'results'
-NAMES = {'lt': 'LT', 'lp-interpolation': 'LP (Interp.)', 'lp-average': 'LP (Avg.)', 'swa': 'SWA',
-         'ema-incoming': 'EMA 0.95 (incoming)', 'ema-textbook': 'EMA 0.95 (textbook)'}
+NAMES = POOL_NAMES # the column names README's table uses
 
 
 def configs(levels:int=9, epochs:int=4, rewind_epoch:int=1, seed:int=0)->tuple:

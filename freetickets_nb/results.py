@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from .core import md_table
+from .report import _pool_sentence
 
 # %% auto #0
 __all__ = ['POOL_NAMES', 'PAPER_POOLS', 'FASHION_ROWS', 'PERF_BENCHMARKS', 'lottery_levels_table', 'lottery_fashion_finding',
@@ -162,12 +163,10 @@ def lottery_sentence(res:dict)->str:
     lot = [st for st in res['studies'] if st['kind'] == 'lottery']
     if not lot: return ''
     rows = {r['method']: r for r in lot[0]['table']}
-    lt, lp = rows['lottery-ticket'], rows['lottery-pools']
-    better = lambda k: 'better' if lp[k] < lt[k] else 'worse' if lp[k] > lt[k] else 'equal'
-    return (f"The study of seed {lot[0]['seed']} also runs the Lottery Pools method: the IMP ticket at density "
-            f"{lt['density']:.2f} reaches acc {lt['acc']:.4f}, NLL {lt['nll']:.4f}, ECE {lt['ece']:.4f}, its "
-            f"Lottery Pool {lp['acc']:.4f}, {lp['nll']:.4f} ({better('nll')}), {lp['ece']:.4f} ({better('ece')}), "
-            f"for {lt['train_flops_x_dense']:.1f}× the training FLOPs of a dense run.")
+    lt = rows['lottery-ticket']
+    return (f"The study of seed {lot[0]['seed']} also runs the Lottery Pools method (IMP tickets at density "
+            f"{lt['density']:.2f}, {lt['train_flops_x_dense']:.1f}× the training FLOPs of a dense run). "
+            + _pool_sentence(rows))
 
 def fashion_section(res:dict)->str:
     "README's FreeTickets-on-Fashion-MNIST measurement: the table, then the findings"
